@@ -1,0 +1,30 @@
+"""The errors of the consumer service, one tree."""
+
+
+class MolstreamError(Exception):
+    """Base of every error the consumer raises on purpose."""
+
+
+class ConfigurationError(MolstreamError):
+    """Raised when settings are inconsistent or name something that does not exist."""
+
+
+class ModelLoadError(ConfigurationError):
+    """Raised when ``--model`` cannot be imported or constructed with its options."""
+
+
+class WorkerLostError(MolstreamError):
+    """Raised when a worker died, was lost with its node, or did not answer in time."""
+
+    def __init__(self, worker: str, reason: str) -> None:
+        super().__init__(f"worker {worker} lost: {reason}")
+        self.worker = worker
+        self.reason = reason
+
+
+class BatchFailedError(MolstreamError):
+    """Raised when a batch raised inside the model (the worker itself survived)."""
+
+
+class BrokerUnavailableError(MolstreamError):
+    """Raised when a broker call did not complete within its timeout."""

@@ -1,0 +1,46 @@
+"""Hooks: what the core tells the outside world (metrics, tests), kept out of the core logic.
+
+The processor and pool call these at each event; :mod:`consumer.metrics` implements them for
+Prometheus, the way dramatiq's Prometheus middleware sits beside its worker.
+"""
+
+from __future__ import annotations
+
+from schemas import Status
+
+
+class Hooks:
+    """No-op base: subclass and override what you need."""
+
+    def consumed(self, count: int) -> None:
+        """Records fetched from the input topic."""
+
+    def prediction(self, status: Status, end_to_end_s: float | None) -> None:
+        """A prediction was acknowledged; ``end_to_end_s`` is record timestamp to ack."""
+
+    def dead_letter(self, stage: str) -> None:
+        """A record went to the dead-letter topic; ``stage`` is where it failed."""
+
+    def committed(self, count: int) -> None:
+        """Offsets were committed (``count`` records moved past)."""
+
+    def batch(self, worker: str, size: int, inference_s: float) -> None:
+        """A batch came back from ``worker``."""
+
+    def retry(self) -> None:
+        """A batch is attempted again."""
+
+    def worker_failure(self, reason: str) -> None:
+        """A worker died, hung, failed to start or was preempted."""
+
+    def in_flight(self, count: int) -> None:
+        """Molecules fetched and not yet done."""
+
+    def broker_error(self, operation: str) -> None:
+        """A broker call failed or timed out and will be retried."""
+
+    def pool(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
+        """Workers by state, the size the pool wants, and total worker-seconds so far."""
+
+    def lag(self, topic: str, partition: int, lag: int) -> None:
+        """End offset minus committed offset of one partition."""

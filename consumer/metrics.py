@@ -1,0 +1,137 @@
+"""Prometheus metrics: a :class:`~consumer.hooks.Hooks` implementation beside the core."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from consumer.hooks import Hooks
+from schemas import Status
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+POOL_STATES = ("deploying", "ready", "busy", "draining")
+
+
+class PrometheusHooks(Hooks):
+    """Every metric of molstream, in its own registry (several processors can share a process)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed_total = Counter(
+            "molstream_messages_consumed", "Records fetched from the input topic.", registry=r
+        )
+        self.predictions_total = Counter(
+            "molstream_predictions", "Predictions acknowledged, by status.", ["status"], registry=r
+        )
+        self.dead_letters_total = Counter(
+            "molstream_dead_letters",
+            "Records sent to the dead-letter topic.",
+            ["stage"],
+            registry=r,
+        )
+        self.offsets_committed_total = Counter(
+            "molstream_offsets_committed", "Records moved past by commits.", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "molstream_consumer_lag",
+            "End offset minus committed offset.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.in_flight_molecules = Gauge(
+            "molstream_in_flight_molecules", "Molecules fetched and not yet done.", registry=r
+        )
+        self.pool_workers = Gauge(
+            "molstream_pool_workers", "Workers by state.", ["state"], registry=r
+        )
+        self.pool_desired_workers = Gauge(
+            "molstream_pool_desired_workers", "Workers the pool wants.", registry=r
+        )
+        self.worker_failures_total = Counter(
+            "molstream_worker_failures", "Workers lost, by reason.", ["reason"], registry=r
+        )
+        self.batch_retries_total = Counter(
+            "molstream_batch_retries", "Batches attempted again.", registry=r
+        )
+        self.broker_errors_total = Counter(
+            "molstream_broker_errors",
+            "Broker calls that failed and are retried.",
+            ["operation"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "molstream_batch_size", "Molecules per batch.", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.inference_seconds = Histogram(
+            "molstream_inference_seconds",
+            "Worker time per batch.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            "molstream_end_to_end_seconds",
+            "Record timestamp to prediction acknowledged.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.worker_seconds_total = Counter(
+            "molstream_worker_seconds", "Time workers existed, deploying included.", registry=r
+        )
+        for state in POOL_STATES:
+            self.pool_workers.labels(state)
+        for status in Status:
+            self.predictions_total.labels(status.value)
+        self._worker_seconds_seen = 0.0
+
+    def consumed(self, count: int) -> None:
+        self.consumed_total.inc(count)
+
+    def prediction(self, status: Status, end_to_end_s: float | None) -> None:
+        self.predictions_total.labels(status.value).inc()
+        if end_to_end_s is not None:
+            self.end_to_end_seconds.observe(max(0.0, end_to_end_s))
+
+    def dead_letter(self, stage: str) -> None:
+        self.dead_letters_total.labels(stage).inc()
+
+    def committed(self, count: int) -> None:
+        self.offsets_committed_total.inc(count)
+
+    def batch(self, worker: str, size: int, inference_s: float) -> None:
+        self.batch_size.observe(size)
+        self.inference_seconds.observe(inference_s)
+
+    def retry(self) -> None:
+        self.batch_retries_total.inc()
+
+    def worker_failure(self, reason: str) -> None:
+        self.worker_failures_total.labels(reason).inc()
+
+    def in_flight(self, count: int) -> None:
+        self.in_flight_molecules.set(count)
+
+    def broker_error(self, operation: str) -> None:
+        self.broker_errors_total.labels(operation).inc()
+
+    def pool(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
+        for state in POOL_STATES:
+            self.pool_workers.labels(state).set(by_state.get(state, 0))
+        self.pool_desired_workers.set(desired)
+        # The pool reports a running total; a Counter only goes up by deltas.
+        delta = worker_seconds - self._worker_seconds_seen
+        if delta > 0:
+            self.worker_seconds_total.inc(delta)
+            self._worker_seconds_seen = worker_seconds
+
+    def lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer_lag.labels(topic, str(partition)).set(lag)
+
+
+def serve_metrics(host: str, port: int | None) -> Hooks:
+    """Prometheus hooks with an HTTP endpoint on ``host:port``; plain hooks when port is None."""
+    if port is None:
+        return Hooks()
+    hooks = PrometheusHooks()
+    start_http_server(port, addr=host, registry=hooks.registry)
+    return hooks

@@ -1,0 +1,154 @@
+"""The output side: predictions and dead letters, each send acknowledged by the broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from schemas import PREDICTION_CODEC, Prediction
+from schemas.kafka import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+HEADER_PREFIX = "molstream.error."
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input record that could not become a prediction, with why."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+    stage: str
+    error: BaseException | str
+    attempts: int
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """The original headers, then ``molstream.error.*`` (Kafka Connect's convention)."""
+        if isinstance(self.error, BaseException):
+            cls, message = type(self.error).__name__, str(self.error)
+        else:
+            cls, message = "Error", self.error
+        extra = {
+            "stage": self.stage,
+            "class": cls,
+            "message": message[:4096],
+            "attempts": str(self.attempts),
+            "topic": self.topic,
+            "partition": str(self.partition),
+            "offset": str(self.offset),
+        }
+        return [*self.headers, *((HEADER_PREFIX + k, v.encode()) for k, v in extra.items())]
+
+
+class Output:
+    """One idempotent-lifecycle producer for predictions and dead letters (acks=all).
+
+    A send that fails (broker down, timeout) is sent again with backoff until it is
+    acknowledged or the output is stopped: nothing is committed before its ack.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        output_topic: str,
+        dlq_topic: str,
+        on_error: Callable[[str], None] = lambda operation: None,
+        retry_backoff_max_s: float = 5.0,
+    ) -> None:
+        self._kafka = kafka
+        self._output_topic = output_topic
+        self._dlq_topic = dlq_topic
+        self._on_error = on_error
+        self._backoff_max_s = retry_backoff_max_s
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect (bounded by the broker timeout)."""
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(
+            **self._kafka.client_kwargs(),
+            acks="all",
+            linger_ms=5,
+            max_batch_size=1 << 20,
+        )
+        await asyncio.wait_for(producer.start(), self._kafka.broker_timeout_s)
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush what is pending and disconnect; safe twice."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), self._kafka.broker_timeout_s)
+            except TimeoutError:
+                log.warning("producer did not flush in time")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def predictions(self, predictions: Sequence[Prediction]) -> None:
+        """Send predictions keyed by molecule id; returns when every one is acknowledged."""
+        await self._send_all(
+            [
+                (self._output_topic, p.id.encode(), PREDICTION_CODEC.encode(p), None)
+                for p in predictions
+            ]
+        )
+
+    async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Send dead letters byte for byte plus error headers; returns when acknowledged."""
+        await self._send_all(
+            [(self._dlq_topic, d.key, d.value, d.kafka_headers()) for d in letters]
+        )
+
+    async def _send_all(self, messages: list[tuple[str, bytes | None, bytes | None, Any]]) -> None:
+        backoff = 0.1
+        while messages:
+            producer = self._producer
+            if producer is None:
+                raise RuntimeError("output is not started")
+            futures = []
+            failed = []
+            try:
+                for msg in messages:
+                    topic, key, value, headers = msg
+                    fut = await asyncio.wait_for(
+                        producer.send(topic, value=value, key=key, headers=headers),
+                        self._kafka.broker_timeout_s,
+                    )
+                    futures.append((msg, fut))
+            except (KafkaError, TimeoutError) as exc:
+                # Not yet queued: everything from here on is sent again.
+                failed.extend(messages[len(futures) :])
+                self._report(exc)
+            for msg, fut in futures:
+                try:
+                    await fut
+                except KafkaError as exc:
+                    failed.append(msg)
+                    self._report(exc)
+            messages = failed
+            if messages:
+                await asyncio.sleep(backoff)
+                backoff = min(self._backoff_max_s, backoff * 2)
+
+    def _report(self, exc: BaseException) -> None:
+        log.warning("send failed, will retry", error=f"{type(exc).__name__}: {exc}")
+        self._on_error("produce")

@@ -1,0 +1,519 @@
+"""The stream processor: fetch → decode → batch → worker → produce → commit.
+
+Offsets are committed only after the outputs of their records are acknowledged, so a lost
+worker, node or consumer loses nothing (at-least-once). Memory stays flat at any lag: at most
+``max_in_flight`` molecules are fetched and not yet done; at the bound, fetching pauses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumer import ray_runtime
+from consumer.batching import Batcher
+from consumer.errors import BatchFailedError, WorkerLostError
+from consumer.hooks import Hooks
+from consumer.models import ModelResult, resolve_model_class
+from consumer.offsets import OffsetTracker
+from consumer.output import DeadLetter, Output
+from consumer.pool import ActorOptions, Worker, WorkerPool
+from consumer.settings import ConsumerSettings
+from schemas import MOLECULE_CODEC, DecodeError, Molecule, Prediction, Status
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Item:
+    """One fetched, decoded molecule on its way through the pipeline."""
+
+    tp: TopicPartition
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    molecule: Molecule
+    fetched_at: float
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one item: its model result, who computed it, how many tries it took."""
+
+    item: Item
+    result: ModelResult
+    worker: Worker | None
+    error_stage: str | None = None
+
+
+class StreamProcessor:
+    """``molstream consume`` as an object: ``start``, ``stop`` (safe twice), ``async with``."""
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        *,
+        hooks: Hooks | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.hooks = hooks or Hooks()
+        self._clock = clock
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._batcher: Batcher[Item] = Batcher(
+            batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s
+        )
+        self._in_flight = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._progress = asyncio.Event()  # set whenever a record or a task finishes
+        self._committed: dict[TopicPartition, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._routines: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._started = False
+        self._ray_owned = False
+        self.pool = WorkerPool(
+            model=settings.model,
+            model_options=settings.model_option,
+            actor_options=ActorOptions(
+                num_cpus=settings.worker_num_cpus,
+                num_gpus=settings.worker_num_gpus,
+                resources=settings.worker_resources,
+            ),
+            target=settings.max_workers,
+            on_failure=self.hooks.worker_failure,
+        )
+        self.output = Output(
+            settings,
+            output_topic=settings.output_topic,
+            dlq_topic=settings.dlq_topic,
+            on_error=self.hooks.broker_error,
+        )
+        self.consumer = AIOKafkaConsumer(
+            **settings.client_kwargs(),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.max_in_flight,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the model, join Ray, start the pool, connect to Kafka, start the routines."""
+        if self._started:
+            return
+        self._started = True
+        resolve_model_class(self.settings.model)  # fail fast on a typo, before any I/O
+        # Ray installs signal handlers from the main thread only, so connect here, blocking.
+        self._ray_owned = ray_runtime.connect(self.settings.ray_address, self.settings.ray_node_ip)
+        await self.pool.start()
+        await self.output.start()
+        self.consumer.subscribe([self.settings.input_topic], listener=_Rebalance(self))
+        await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
+        self._routines = [
+            asyncio.create_task(self._fetch_routine(), name="fetch"),
+            asyncio.create_task(self._commit_routine(), name="commit"),
+        ]
+        log.info(
+            "consumer started",
+            topic=self.settings.input_topic,
+            group=self.settings.group_id,
+            workers=self.pool.target,
+        )
+
+    async def stop(self) -> None:
+        """Graceful shutdown, in this order (each step bounded):
+
+        1. stop fetching: nothing new enters, so the drain below can finish;
+        2. dispatch the partial batch and wait for in-flight work, up to
+           ``shutdown_timeout_s``: finished work is committed, not redone by the next owner;
+        3. flush the producer: every prediction sent is acknowledged before its commit;
+        4. commit: the next owner starts right after the last finished record (no duplicates);
+        5. leave the group: partitions move to the remaining consumers at once;
+        6. stop the workers and leave Ray last: nothing needs them any more.
+        """
+        if not self._started:
+            return
+        self._started = False
+        routines, self._routines = self._routines, []
+        fetch = routines[0] if routines else None
+        if fetch is not None:
+            fetch.cancel()
+            await asyncio.gather(fetch, return_exceptions=True)
+        self._dispatch(self._batcher.flush())
+        await self._drain(self.settings.shutdown_timeout_s)
+        for task in routines[1:]:
+            task.cancel()
+        await asyncio.gather(*routines[1:], return_exceptions=True)
+        await self.output.stop()
+        await self._commit()
+        try:
+            await asyncio.wait_for(self.consumer.stop(), self.settings.broker_timeout_s)
+        except TimeoutError:
+            log.warning("consumer did not leave the group in time")
+        await self.pool.stop()
+        if self._ray_owned:
+            await asyncio.to_thread(ray_runtime.disconnect)
+        self._stopped.set()
+        log.info("consumer stopped", in_flight=self._in_flight)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set; re-raises if a routine died (after shutting down)."""
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([waiter, *self._routines], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        crashed = [t for t in self._routines if t.done() and not t.cancelled() and t.exception()]
+        log.info("shutting down", reason="stop requested" if stop.is_set() else "routine failed")
+        if crashed:
+            await self.stop()
+            raise crashed[0].exception()  # type: ignore[misc]
+
+    @property
+    def in_flight(self) -> int:
+        """Molecules fetched and not yet done."""
+        return self._in_flight
+
+    @property
+    def committed(self) -> dict[TopicPartition, int]:
+        """Offsets this consumer committed last, per partition."""
+        return dict(self._committed)
+
+    # -- intake ----------------------------------------------------------------------------
+
+    async def _fetch_routine(self) -> None:
+        try:
+            while True:
+                await self._wait_for_room()
+                deadline = self._batcher.deadline()
+                wait_s = 0.2 if deadline is None else max(0.0, deadline - self._clock())
+                fetched = await self.consumer.getmany(
+                    timeout_ms=int(wait_s * 1000),
+                    max_records=self.settings.max_in_flight - self._in_flight,
+                )
+                now = self._clock()
+                for tp, records in fetched.items():
+                    for record in records:
+                        self._intake(tp, record, now)
+                    self.hooks.consumed(len(records))
+                self._dispatch(self._batcher.due(self._clock()))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("fetch loop failed")
+            raise
+
+    def _intake(self, tp: TopicPartition, record: Any, now: float) -> None:
+        self._tracker.register(tp, record.offset)
+        self._set_in_flight(self._in_flight + 1)
+        headers = tuple(record.headers or ())
+        try:
+            molecule = MOLECULE_CODEC.decode(record.value)
+        except DecodeError as exc:
+            letter = DeadLetter(
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=headers,
+                stage="decode",
+                error=exc,
+                attempts=0,
+            )
+            log.warning(
+                "undecodable record",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+                reason=exc.reason,
+                error=str(exc),
+            )
+            self._spawn(self._dead_letter_routine(tp, record.offset, letter))
+            return
+        item = Item(
+            tp=tp,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+            key=record.key,
+            value=record.value,
+            headers=headers,
+            molecule=molecule,
+            fetched_at=now,
+        )
+        self._dispatch(self._batcher.add(item, now))
+
+    async def _wait_for_room(self) -> None:
+        if self._in_flight < self.settings.max_in_flight:
+            return
+        paused = self.consumer.assignment()
+        self.consumer.pause(*paused)
+        try:
+            await self._room.wait()
+        finally:
+            self.consumer.resume(*(tp for tp in paused if tp in self.consumer.assignment()))
+
+    def _set_in_flight(self, count: int) -> None:
+        self._in_flight = count
+        if count < self.settings.max_in_flight:
+            self._room.set()
+        else:
+            self._room.clear()
+        self.hooks.in_flight(count)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _dispatch(self, batch: list[Item] | None) -> None:
+        if batch:
+            self._spawn(self._batch_routine(batch))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._progress.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch task failed", error=repr(task.exception()))
+
+    async def _batch_routine(self, items: list[Item]) -> None:
+        limit = self.settings.max_smiles_length
+        too_long = [i for i in items if len(i.molecule.smiles) > limit]
+        outcomes = [
+            Outcome(i, ModelResult.invalid(f"SMILES longer than {limit} characters"), None)
+            for i in too_long
+        ]
+        to_model = [i for i in items if len(i.molecule.smiles) <= limit]
+        if to_model:
+            outcomes += await self._infer(to_model, self.settings.max_attempts)
+        await self._publish(outcomes)
+
+    async def _infer(self, items: list[Item], attempts: int) -> list[Outcome]:
+        """Run ``items`` on a worker, up to ``attempts`` times; then split to isolate a bad
+        molecule. A single molecule that still fails is FAILED (and dead-lettered)."""
+        error: Exception | None = None
+        for attempt in range(attempts):
+            if attempt:
+                self.hooks.retry()
+            worker = await self.pool.acquire()
+            for item in items:
+                item.attempts += 1
+            started = self._clock()
+            try:
+                results = await self.pool.predict(
+                    worker,
+                    [i.molecule.smiles for i in items],
+                    timeout_s=self.settings.batch_timeout_s,
+                )
+            except WorkerLostError as exc:
+                error = exc
+                log.warning(
+                    "batch lost with its worker",
+                    worker=worker.name,
+                    node=worker.node_id,
+                    size=len(items),
+                    reason=exc.reason,
+                )
+                continue
+            except BatchFailedError as exc:
+                self.pool.release(worker)
+                error = exc
+                log.warning("batch failed", worker=worker.name, size=len(items), error=str(exc))
+                continue
+            self.pool.release(worker)
+            self.hooks.batch(worker.name, len(items), self._clock() - started)
+            return [Outcome(i, r, worker) for i, r in zip(items, results, strict=True)]
+        if len(items) > 1:
+            half = len(items) // 2
+            parts = await asyncio.gather(
+                *(
+                    self._infer(p, 1 if len(p) > 1 else self.settings.max_attempts)
+                    for p in (items[:half], items[half:])
+                )
+            )
+            return parts[0] + parts[1]
+        failed = ModelResult(Status.FAILED, {}, f"{type(error).__name__}: {error}")
+        return [Outcome(items[0], failed, None, error_stage="predict")]
+
+    # -- output ----------------------------------------------------------------------------
+
+    async def _publish(self, outcomes: list[Outcome]) -> None:
+        now = datetime.now(UTC)
+        predictions = [self._prediction(o, now) for o in outcomes]
+        letters = [
+            DeadLetter(
+                topic=o.item.tp.topic,
+                partition=o.item.tp.partition,
+                offset=o.item.offset,
+                key=o.item.key,
+                value=o.item.value,
+                headers=o.item.headers,
+                stage=o.error_stage,
+                error=o.result.error or "",
+                attempts=o.item.attempts,
+            )
+            for o in outcomes
+            if o.error_stage is not None
+        ]
+        await asyncio.gather(
+            self.output.predictions(predictions), self.output.dead_letters(letters)
+        )
+        acked_ms = time.time() * 1000
+        for outcome, prediction in zip(outcomes, predictions, strict=True):
+            ts = outcome.item.timestamp_ms
+            self.hooks.prediction(prediction.status, (acked_ms - ts) / 1000 if ts > 0 else None)
+            self._done(outcome.item.tp, outcome.item.offset)
+        for letter in letters:
+            self.hooks.dead_letter(letter.stage)
+
+    def _prediction(self, outcome: Outcome, now: datetime) -> Prediction:
+        item, result = outcome.item, outcome.result
+        info = outcome.worker.info if outcome.worker else None
+        return Prediction(
+            id=item.molecule.id,
+            smiles=item.molecule.smiles,
+            status=result.status,
+            outputs=result.outputs,
+            error=result.error,
+            model=info.model if info else self.settings.model,
+            model_version=info.model_version if info else "",
+            worker=outcome.worker.name if outcome.worker else "",
+            attempts=item.attempts,
+            source_topic=item.tp.topic,
+            source_partition=item.tp.partition,
+            source_offset=item.offset,
+            produced_at=now,
+            latency_ms=(self._clock() - item.fetched_at) * 1000,
+        )
+
+    async def _dead_letter_routine(
+        self, tp: TopicPartition, offset: int, letter: DeadLetter
+    ) -> None:
+        await self.output.dead_letters([letter])
+        self.hooks.dead_letter(letter.stage)
+        self._done(tp, offset)
+
+    def _done(self, tp: TopicPartition, offset: int) -> None:
+        self._tracker.done(tp, offset)
+        self._set_in_flight(self._in_flight - 1)
+        self._progress.set()
+
+    # -- commit ----------------------------------------------------------------------------
+
+    async def _commit_routine(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.commit_interval_s)
+            await self._commit()
+
+    async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
+        assigned = self.consumer.assignment()
+        offsets = {
+            tp: offset
+            for tp, offset in self._tracker.committable().items()
+            if tp in assigned
+            and (partitions is None or tp in partitions)
+            and self._committed.get(tp) != offset
+        }
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(self.consumer.commit(offsets), self.settings.broker_timeout_s)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("commit failed, will retry", error=f"{type(exc).__name__}: {exc}")
+            self.hooks.broker_error("commit")
+            return
+        moved = sum(o - self._committed.get(tp, o) for tp, o in offsets.items())
+        self._committed.update(offsets)
+        self.hooks.committed(moved)
+
+    async def _drain(self, timeout_s: float, partitions: set[TopicPartition] | None = None) -> None:
+        """Wait until in-flight work (of ``partitions``, or all) is done, up to ``timeout_s``."""
+        deadline = self._clock() + timeout_s
+
+        def busy() -> bool:
+            if partitions is None:
+                return bool(self._tasks)
+            return any(self._tracker.pending_count(tp) for tp in partitions)
+
+        while busy() and (remaining := deadline - self._clock()) > 0:
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), remaining)
+        if busy():
+            log.warning("in-flight work not finished in time", timeout_s=timeout_s)
+            if partitions is None:
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- rebalance -------------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Stop dispatching the revoked partitions, finish their in-flight work (bounded),
+        commit what is done and forget the rest: the new owner re-reads it."""
+        if not revoked:
+            return
+        kept = self._batcher.discard(lambda item: item.tp in revoked)
+        for item in kept:
+            self._tracker.done(item.tp, item.offset)  # not dispatched: nothing was produced
+            self._set_in_flight(self._in_flight - 1)
+        await self._drain(self.settings.shutdown_timeout_s, revoked)
+        await self._commit(revoked)
+        for tp in revoked:
+            self._tracker.forget(tp)
+            self._committed.pop(tp, None)
+        log.info(
+            "partitions revoked",
+            partitions=sorted(str(tp) for tp in revoked),
+            dropped_undispatched=len(kept),
+        )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, processor: StreamProcessor) -> None:
+        self._processor = processor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._processor.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", partitions=sorted(str(tp) for tp in assigned))
+
+
+async def run_until_signal(settings: ConsumerSettings, hooks: Hooks | None = None) -> None:
+    """Run a processor until SIGTERM or SIGINT, then shut it down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with StreamProcessor(settings, hooks=hooks) as processor:
+            await processor.run_until(stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

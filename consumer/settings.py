@@ -1,0 +1,114 @@
+"""Settings of ``molstream consume``: every field is a CLI option and a MOLSTREAM_* variable."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from schemas.kafka import KafkaSettings
+
+
+class ConsumerSettings(KafkaSettings):
+    """Everything ``molstream consume`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="MOLSTREAM_", extra="forbid")
+
+    input_topic: str = Field("molecules", description="Topic the molecules arrive on.")
+    output_topic: str = Field("predictions", description="Topic the predictions go to.")
+    dlq_topic: str = Field("molecules.dlq", description="Dead-letter topic for unreadable records.")
+    group_id: str = Field("molstream", description="Kafka consumer group.")
+    model: str = Field(
+        "reference", description="Model: 'reference', 'synthetic' or a 'module:Class' plugin."
+    )
+    model_option: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model constructor option KEY=VALUE (repeatable); env: a JSON object.",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster (GCS) address; unset starts a local Ray on 127.0.0.1."
+    )
+    ray_node_ip: str | None = Field(
+        None,
+        description="This driver's IP for Ray; default 127.0.0.1 for a local cluster, "
+        "Ray's own choice for a remote one.",
+    )
+    worker_num_cpus: float = Field(1.0, ge=0, description="CPUs each worker actor reserves.")
+    worker_num_gpus: float = Field(0.0, ge=0, description="GPUs each worker actor reserves.")
+    worker_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description='Custom Ray resources per worker as JSON, e.g. {"spot": 1}.',
+    )
+    min_workers: int = Field(1, ge=0, description="Smallest pool size.")
+    max_workers: int = Field(4, ge=1, description="Largest pool size.")
+    batch_size: int = Field(64, ge=1, description="Molecules per micro-batch.")
+    batch_wait_ms: float = Field(
+        50.0, ge=0, description="Longest wait to fill a micro-batch before sending it partial."
+    )
+    max_in_flight: int = Field(
+        2048, ge=1, description="Molecules fetched and not yet committed; fetching pauses at it."
+    )
+    max_attempts: int = Field(3, ge=1, description="Attempts of a batch before it is split.")
+    batch_timeout_s: float = Field(
+        120.0, gt=0, description="A worker that takes longer on a batch is killed and replaced."
+    )
+    max_smiles_length: int = Field(
+        2000, ge=1, description="Longer SMILES are INVALID_INPUT without reaching a model."
+    )
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="Bound on draining in-flight work on SIGTERM/SIGINT."
+    )
+    commit_interval_s: float = Field(1.0, gt=0, description="How often done offsets are committed.")
+    target_drain_s: float = Field(
+        60.0, gt=0, description="Autoscaling: how fast a backlog should be cleared."
+    )
+    upscale_delay_s: float = Field(
+        5.0, ge=0, description="Autoscaling: how long more workers must be wanted before adding."
+    )
+    downscale_delay_s: float = Field(
+        30.0,
+        ge=0,
+        description="Autoscaling: how long fewer workers must be wanted before removing.",
+    )
+    autoscale_interval_s: float = Field(
+        1.0, gt=0, description="Autoscaling: how often lag is read and the pool resized."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of the Prometheus endpoint.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the Prometheus endpoint; unset: none."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="Log lines: JSON, console, or auto (console on a terminal)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged."
+    )
+
+    @field_validator("model_option", mode="before")
+    @classmethod
+    def _parse_options(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            pairs = {}
+            for item in value:
+                key, sep, val = str(item).partition("=")
+                if not sep or not key:
+                    raise ValueError(f"model option {item!r} is not KEY=VALUE")
+                pairs[key] = val
+            return pairs
+        return value
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Self:
+        if self.min_workers > self.max_workers:
+            raise ValueError(
+                f"--min-workers {self.min_workers} exceeds --max-workers {self.max_workers}"
+            )
+        if len({self.input_topic, self.output_topic, self.dlq_topic}) != 3:
+            raise ValueError("input, output and dead-letter topics must all differ")
+        return self
+
+    @property
+    def batch_wait_s(self) -> float:
+        """``batch_wait_ms`` in seconds."""
+        return self.batch_wait_ms / 1000

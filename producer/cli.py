@@ -1,0 +1,110 @@
+"""``molstream produce`` and ``molstream results``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from producer.publisher import Publisher
+from producer.readers import Format, ReadError, Skipped, read_molecules
+from producer.results import prediction_json, read_predictions
+from schemas import Molecule
+from schemas.cli_options import build_settings, with_settings_options
+from schemas.kafka import KafkaSettings
+
+_err = Console(stderr=True)
+
+
+@with_settings_options(KafkaSettings)
+def produce(
+    files: Annotated[list[Path], typer.Argument(help="Molecule files: .smi, .csv or .sdf.")],
+    topic: Annotated[
+        str, typer.Option(envvar="MOLSTREAM_TOPIC", help="Topic to publish to.")
+    ] = "molecules",
+    format: Annotated[
+        Format, typer.Option("--format", help="File format; auto: from the file suffix.")
+    ] = "auto",
+    rate: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Molecules per second (default: as fast as acked)."),
+    ] = None,
+    smiles_column: Annotated[str, typer.Option(help="CSV column with the SMILES.")] = "smiles",
+    id_column: Annotated[str, typer.Option(help="CSV column with the molecule id.")] = "id",
+    *,
+    given: dict[str, Any],
+) -> None:
+    """Publish molecules from files to the input topic, keyed by id, acks=all."""
+    kafka = build_settings(KafkaSettings, given)
+    skipped: list[Skipped] = []
+
+    def molecules() -> Iterator[Molecule]:
+        for path in files:
+            yield from read_molecules(
+                path,
+                format,
+                smiles_column=smiles_column,
+                id_column=id_column,
+                skipped=skipped,
+            )
+
+    async def main() -> int:
+        columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=_err, transient=False) as progress:
+            task = progress.add_task("publish", total=None)
+            async with Publisher(kafka, topic=topic, rate_per_s=rate) as publisher:
+                return await publisher.publish_all(
+                    molecules(), on_sent=lambda n: progress.update(task, completed=n)
+                )
+
+    try:
+        count = asyncio.run(main())
+    except ReadError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except (OSError, TimeoutError) as exc:
+        _err.print(f"[red]error:[/red] cannot reach {kafka.bootstrap_servers}: {exc!r}")
+        raise typer.Exit(1) from None
+    for skip in skipped:
+        _err.print(f"[yellow]skipped[/yellow] {skip.path}:{skip.position}: {skip.reason}")
+    _err.print(f"published {count} molecules to {topic!r}, {len(skipped)} skipped")
+
+
+@with_settings_options(KafkaSettings)
+def results(
+    topic: Annotated[
+        str, typer.Option(envvar="MOLSTREAM_OUTPUT_TOPIC", help="Topic to read predictions from.")
+    ] = "predictions",
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning/--from-end", help="Start at the oldest record.")
+    ] = True,
+    max: Annotated[int | None, typer.Option("--max", min=1, help="Stop after this many.")] = None,
+    timeout_s: Annotated[
+        float, typer.Option(min=0, help="Stop after this long without a new prediction.")
+    ] = 10.0,
+    *,
+    given: dict[str, Any],
+) -> None:
+    """Print predictions as JSON lines, every field; undecodable records go to stderr."""
+    kafka = build_settings(KafkaSettings, given)
+
+    async def main() -> None:
+        async for prediction in read_predictions(
+            kafka, topic=topic, from_beginning=from_beginning, max_count=max, timeout_s=timeout_s
+        ):
+            if isinstance(prediction, Exception):
+                _err.print(f"[yellow]undecodable record:[/yellow] {prediction}")
+            else:
+                sys.stdout.write(prediction_json(prediction) + "\n")
+
+    try:
+        asyncio.run(main())
+    except (OSError, TimeoutError) as exc:
+        _err.print(f"[red]error:[/red] {exc!r}")
+        raise typer.Exit(1) from None

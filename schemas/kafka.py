@@ -1,0 +1,68 @@
+"""How to reach the brokers: settings and aiokafka client arguments shared by every client.
+
+It lives beside the codec because producers and consumers both need it and neither may import
+the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+
+from aiokafka.helpers import create_ssl_context
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Connection settings; each is a ``--option`` and a ``MOLSTREAM_OPTION`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="MOLSTREAM_", extra="forbid")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    ssl_cafile: str | None = Field(None, description="CA bundle to verify the brokers (SSL).")
+    ssl_certfile: str | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: str | None = Field(None, description="Client private key (mutual TLS).")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (SASL_* protocols)."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        None,
+        description="SASL password; from MOLSTREAM_SASL_PASSWORD only, never a flag.",
+        json_schema_extra={"cli": False},
+    )
+    broker_timeout_s: float = Field(
+        30.0, gt=0, description="Upper bound of a single broker call (commit, send, metadata)."
+    )
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Self:
+        if self.security_protocol.startswith("SASL") and (
+            self.sasl_username is None or self.sasl_password is None
+        ):
+            raise ValueError(
+                f"security protocol {self.security_protocol} needs --sasl-username and "
+                "MOLSTREAM_SASL_PASSWORD"
+            )
+        return self
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (consumer, producer, admin)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": int(self.broker_timeout_s * 1000),
+        }
+        if "SSL" in self.security_protocol:
+            kwargs["ssl_context"] = create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
+        if self.security_protocol.startswith("SASL"):
+            assert self.sasl_password is not None  # checked by the validator
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return kwargs
