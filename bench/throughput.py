@@ -1,0 +1,167 @@
+"""Throughput: end-to-end molecules/s against the model's raw speed in one plain process.
+
+Run: ``.venv/bin/python -m bench.throughput [--molecules 2000] [--out bench/results]``.
+Prints a table and writes ``throughput.json``.
+
+1. raw: ``ReferenceModel.predict`` on the molecules in this process, in batches.
+2. end to end, reference model, one one-CPU worker: publish, then consume through Kafka and
+   Ray; molecules/s from the first acknowledged prediction to the last (steady state), and
+   from the start including worker start-up.
+3. end to end, synthetic model with ``per_molecule_ms=0``: the dispatch overhead alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from consumer.devbroker import EmbeddedBroker
+from consumer.hooks import Hooks
+from consumer.models.reference import ReferenceModel
+from consumer.processor import StreamProcessor
+from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.settings import ConsumerSettings
+from producer.publisher import Publisher
+from producer.readers import read_molecules
+from schemas import Molecule, Status
+from schemas.kafka import KafkaSettings
+
+
+@dataclass(frozen=True)
+class Run:
+    """One end-to-end run."""
+
+    model: str
+    molecules: int
+    batch_size: int
+    total_s: float
+    steady_s: float
+    steady_molecules_per_s: float
+    total_molecules_per_s: float
+
+
+class _Clock(Hooks):
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: float | None = None
+        self.first_count = 0
+        self.last = 0.0
+
+    def prediction(self, status: Status, end_to_end_s: float | None) -> None:
+        now = time.perf_counter()
+        self.count += 1
+        if self.first is None:
+            self.first = now
+        if now == self.first:
+            self.first_count = self.count
+        self.last = now
+
+
+def nci(count: int) -> list[Molecule]:
+    """The first ``count`` NCI molecules shipped with RDKit."""
+    from rdkit import RDConfig
+
+    return list(read_molecules(Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"))[:count]
+
+
+def raw_rate(molecules: list[Molecule], batch_size: int) -> float:
+    """Molecules/s of the reference model in this process (model load excluded)."""
+    model = ReferenceModel()
+    smiles = [m.smiles for m in molecules]
+    started = time.perf_counter()
+    for i in range(0, len(smiles), batch_size):
+        model.predict(smiles[i : i + batch_size])
+    return len(smiles) / (time.perf_counter() - started)
+
+
+async def end_to_end(
+    molecules: list[Molecule], *, model: str, options: dict[str, str], batch_size: int
+) -> Run:
+    """Publish everything, then consume it with one one-CPU worker; time the predictions."""
+    with EmbeddedBroker() as broker, LocalCluster() as cluster:
+        cluster.add_spot_node()
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        async with Publisher(kafka, topic="molecules") as pub:
+            await pub.publish_all(molecules)
+        settings = ConsumerSettings(
+            bootstrap_servers=broker.bootstrap_servers,
+            ray_address=cluster.address,
+            worker_resources={SPOT_RESOURCE: 1},
+            min_workers=1,
+            max_workers=1,
+            model=model,
+            model_option=options,
+            batch_size=batch_size,
+            group_id="bench",
+        )
+        clock = _Clock()
+        started = time.perf_counter()
+        async with StreamProcessor(settings, hooks=clock):
+            while clock.count < len(molecules):
+                await asyncio.sleep(0.05)
+        assert clock.first is not None
+        steady_n = len(molecules) - clock.first_count
+        steady_s = clock.last - clock.first
+        return Run(
+            model=model,
+            molecules=len(molecules),
+            batch_size=batch_size,
+            total_s=clock.last - started,
+            steady_s=steady_s,
+            steady_molecules_per_s=steady_n / steady_s,
+            total_molecules_per_s=len(molecules) / (clock.last - started),
+        )
+
+
+def main() -> None:
+    """Run the three measurements, print them and write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--molecules", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--synthetic-molecules", type=int, default=20000)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+
+    molecules = nci(args.molecules)
+    raw = raw_rate(molecules, args.batch_size)
+    ref = asyncio.run(
+        end_to_end(molecules, model="reference", options={}, batch_size=args.batch_size)
+    )
+    synthetic_mols = [
+        Molecule(id=f"s{i}", smiles=molecules[i % len(molecules)].smiles)
+        for i in range(args.synthetic_molecules)
+    ]
+    syn = asyncio.run(
+        end_to_end(
+            synthetic_mols,
+            model="synthetic",
+            options={"per_molecule_ms": "0"},
+            batch_size=args.batch_size,
+        )
+    )
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "raw_molecules_per_s": raw,
+        "reference_end_to_end": asdict(ref),
+        "ratio_end_to_end_over_raw": ref.steady_molecules_per_s / raw,
+        "synthetic_zero_cost_end_to_end": asdict(syn),
+    }
+    print(f"{'measurement':<52}{'molecules/s':>12}")
+    print(f"{'reference model, raw, one process':<52}{raw:>12.0f}")
+    print(f"{'reference model, end to end, 1 worker (steady)':<52}{ref.steady_molecules_per_s:>12.0f}")
+    print(f"{'reference model, end to end, 1 worker (with start)':<52}{ref.total_molecules_per_s:>12.0f}")
+    print(f"{'ratio end-to-end steady / raw':<52}{result['ratio_end_to_end_over_raw']:>12.2f}")
+    print(f"{'synthetic per_molecule_ms=0, 1 worker (steady)':<52}{syn.steady_molecules_per_s:>12.0f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out / 'throughput.json'}")
+
+
+if __name__ == "__main__":
+    main()

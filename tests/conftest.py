@@ -1,0 +1,31 @@
+"""Shared fixtures: a real embedded broker and a real local Ray cluster (never mocks)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from consumer.devbroker import EmbeddedBroker  # noqa: E402
+from consumer.raycluster import LocalCluster  # noqa: E402
+
+
+@pytest.fixture
+def broker() -> Iterator[EmbeddedBroker]:
+    """A fresh Tansu broker on a free 127.0.0.1 port (memory storage)."""
+    with EmbeddedBroker() as dev:
+        yield dev
+
+
+@pytest.fixture
+def ray_cluster() -> Iterator[LocalCluster]:
+    """A Ray head with no CPUs; tests add one-CPU Spot nodes as they need them."""
+    import ray
+
+    with LocalCluster() as cluster:
+        yield cluster
+        if ray.is_initialized():
+            ray.shutdown()

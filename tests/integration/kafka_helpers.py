@@ -1,0 +1,102 @@
+"""Talking to the test broker from tests: publish, read back, committed offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from producer.publisher import Publisher
+from producer.results import read_predictions
+from schemas import DecodeError, Molecule, Prediction
+from schemas.kafka import KafkaSettings
+
+
+async def publish(
+    bootstrap: str, topic: str, molecules: Iterable[Molecule]
+) -> dict[TopicPartition, int]:
+    """Publish and return the true end offset per partition (last acked offset + 1).
+
+    Tansu's ListOffsets answers the base offset of the last batch + 1, so tests take end
+    offsets from the acknowledgements instead.
+    """
+    futures = []
+    async with Publisher(KafkaSettings(bootstrap_servers=bootstrap), topic=topic) as pub:
+        for molecule in molecules:
+            futures.append(await pub.publish(molecule))
+    ends: dict[TopicPartition, int] = {}
+    for fut in futures:
+        meta = fut.result()
+        tp = TopicPartition(meta.topic, meta.partition)  # type: ignore[attr-defined]
+        ends[tp] = max(ends.get(tp, 0), meta.offset + 1)  # type: ignore[attr-defined]
+    return ends
+
+
+async def publish_raw(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
+) -> None:
+    """Publish raw (key, value, headers) records, acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, key=k, value=v, headers=h or None) for k, v, h in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Prediction]:
+    """Every prediction on ``topic`` (fails on an undecodable one)."""
+    out = []
+    async for p in read_predictions(
+        KafkaSettings(bootstrap_servers=bootstrap), topic=topic, timeout_s=timeout_s
+    ):
+        assert not isinstance(p, DecodeError), p
+        out.append(p)
+    return out
+
+
+async def read_raw(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[object]:
+    """Every record of ``topic`` as aiokafka ConsumerRecords."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[object] = []
+    try:
+        last = time.monotonic()
+        while time.monotonic() - last < timeout_s:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                records.extend(recs)
+                last = time.monotonic()
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def committed(
+    bootstrap: str, group: str, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    """The group's committed offsets, as the broker has them."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {tp: await consumer.committed(tp) for tp in partitions}
+    finally:
+        await consumer.stop()
+
+
+async def wait_until(
+    condition: Callable[[], bool], timeout_s: float, message: str, poll_s: float = 0.2
+) -> None:
+    """Poll ``condition`` until it holds; fail the test with ``message`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s: {message}")
+        await asyncio.sleep(poll_s)

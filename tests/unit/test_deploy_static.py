@@ -1,0 +1,503 @@
+"""Static checks of the deployment files: no Docker, no network, pyyaml and json only.
+
+docker-compose.yml, deploy/Dockerfile, the Prometheus and Grafana configuration, the KubeRay
+manifests and the Ray cluster launcher config are read as data and checked for the properties
+the deployment relies on; the consumer's MOLSTREAM_* variables are checked against
+consumer.settings.ConsumerSettings.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy_exprs import (
+    ALERTS,
+    DASHBOARD,
+    REPO_ROOT,
+    alert_expressions,
+    dashboard_expressions,
+    dashboard_panels,
+    load_dashboard,
+    load_rules,
+)
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
+PROMETHEUS = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_DATASOURCE = REPO_ROOT / "deploy" / "grafana" / "provisioning" / "datasources"
+GRAFANA_PROVIDER = REPO_ROOT / "deploy" / "grafana" / "provisioning" / "dashboards"
+KUBE_CLUSTER = REPO_ROOT / "deploy" / "kuberay" / "raycluster.yaml"
+KUBE_CONSUMER = REPO_ROOT / "deploy" / "kuberay" / "consumer.yaml"
+RAY_AWS = REPO_ROOT / "deploy" / "ray-cluster-aws.yaml"
+
+SERVICES = {
+    "kafka",
+    "topics",
+    "ray-head",
+    "ray-worker",
+    "consumer",
+    "producer",
+    "prometheus",
+    "grafana",
+}
+ONE_SHOT = {"topics", "producer"}
+LONG_RUNNING = sorted(SERVICES - ONE_SHOT)
+CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+CONSUMER_ENV = {
+    "MOLSTREAM_BOOTSTRAP_SERVERS",
+    "MOLSTREAM_INPUT_TOPIC",
+    "MOLSTREAM_OUTPUT_TOPIC",
+    "MOLSTREAM_DLQ_TOPIC",
+    "MOLSTREAM_GROUP_ID",
+    "MOLSTREAM_MODEL",
+    "MOLSTREAM_RAY_ADDRESS",
+    "MOLSTREAM_WORKER_RESOURCES",
+    "MOLSTREAM_MIN_WORKERS",
+    "MOLSTREAM_MAX_WORKERS",
+    "MOLSTREAM_BATCH_SIZE",
+    "MOLSTREAM_METRICS_HOST",
+    "MOLSTREAM_METRICS_PORT",
+    "MOLSTREAM_LOG_FORMAT",
+}
+PANEL_TITLES = [
+    "Throughput",
+    "Lag",
+    "Pool",
+    "Inference latency",
+    "End-to-end latency",
+    "Dead letters",
+    "Worker failures",
+    "Cost",
+]
+ALERT_NAMES = {"MolstreamLagGrowing", "MolstreamNoReadyWorker", "MolstreamDeadLetters"}
+PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+# Stand-ins for values Kubernetes fills in at run time (a documentation-range address).
+KUBE_RUNTIME_VALUES = {"secretKeyRef": "not-a-real-password", "fieldRef": "192.0.2.10"}
+
+
+# libyaml's loader when PyYAML has it; each file is parsed once (the tests only read).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def _yaml_documents(path: Path) -> list[Any]:
+    text = path.read_text(encoding="utf-8")
+    return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc is not None]
+
+
+def _yaml(path: Path) -> Any:
+    (document,) = _yaml_documents(path)
+    return document
+
+
+def _compose() -> dict[str, Any]:
+    compose = _yaml(COMPOSE)
+    assert isinstance(compose, dict)
+    return compose
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    """A compose service's environment, from either the mapping or the list form."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(str(item).partition("=")[::2] for item in env)
+    return {str(key): "" if value is None else str(value) for key, value in env.items()}
+
+
+def _kube_consumer_container() -> dict[str, Any]:
+    (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def _kube_consumer_env() -> dict[str, str]:
+    """The consumer Deployment's variables; Secret and field references get stand-ins."""
+    env: dict[str, str] = {}
+    for item in _kube_consumer_container()["env"]:
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        else:
+            (source,) = item["valueFrom"]
+            env[item["name"]] = KUBE_RUNTIME_VALUES[source]
+    return env
+
+
+def _is_pinned(image: str) -> bool:
+    """``name:tag`` (optionally ``@sha256:...``) with a tag that is not ``latest``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "@sha256:" in image
+    tag = last.rsplit(":", 1)[1]
+    return bool(tag) and tag != "latest" and "$" not in tag
+
+
+# --- docker-compose.yml ---------------------------------------------------------------------
+
+
+def test_compose_has_every_service() -> None:
+    assert set(_services()) >= SERVICES
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_compose_image_is_pinned_or_built_from_the_dockerfile(name: str) -> None:
+    service = _services()[name]
+    build = service.get("build")
+    if build is not None:
+        assert isinstance(build, dict), f"{name}: build needs context and dockerfile"
+        assert build.get("context") == "."
+        assert build.get("dockerfile") == "deploy/Dockerfile"
+    else:
+        assert "image" in service, f"{name}: neither image nor build"
+    if "image" in service:
+        assert _is_pinned(service["image"]), f"{name}: image {service['image']} is not pinned"
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_service_has_a_healthcheck(name: str) -> None:
+    healthcheck = _services()[name].get("healthcheck")
+    assert healthcheck, f"{name} has no healthcheck"
+    assert not healthcheck.get("disable", False)
+    assert healthcheck.get("test"), f"{name}: empty healthcheck test"
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_one_shot_service_is_not_restarted(name: str) -> None:
+    assert _services()[name].get("restart", "no") == "no"
+
+
+def test_depends_on_uses_conditions() -> None:
+    services = _services()
+    for name, service in services.items():
+        depends_on = service.get("depends_on")
+        if depends_on is None:
+            continue
+        assert isinstance(depends_on, dict), f"{name}: depends_on is a list, without conditions"
+        for dependency, spec in depends_on.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert spec.get("condition") in CONDITIONS, f"{name} -> {dependency}: no condition"
+            if dependency in ONE_SHOT:
+                assert spec["condition"] == "service_completed_successfully"
+
+
+def test_consumer_waits_for_kafka_topics_and_ray() -> None:
+    depends_on = _services()["consumer"]["depends_on"]
+    assert depends_on["kafka"]["condition"] == "service_healthy"
+    assert depends_on["topics"]["condition"] == "service_completed_successfully"
+    assert depends_on["ray-head"]["condition"] == "service_healthy"
+
+
+def test_published_ports_bind_loopback_only() -> None:
+    for name, service in _services().items():
+        for port in service.get("ports", []):
+            if isinstance(port, dict):
+                assert port.get("host_ip") == "127.0.0.1", f"{name}: {port}"
+            else:
+                assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def test_ray_worker_is_scalable() -> None:
+    worker = _services()["ray-worker"]
+    assert "container_name" not in worker
+    assert not worker.get("ports"), "a published port would clash when scaled"
+    command = " ".join(worker["command"])
+    assert "--address=ray-head:6379" in command
+    assert '"spot": 1' in command
+
+
+def test_consumer_is_configured_by_environment_only() -> None:
+    consumer = _services()["consumer"]
+    assert consumer["command"] == ["consume"]
+    assert set(_environment(consumer)) >= CONSUMER_ENV
+    assert json.loads(_environment(consumer)["MOLSTREAM_WORKER_RESOURCES"]) == {"spot": 1}
+
+
+def test_topics_service_creates_the_three_topics() -> None:
+    script = " ".join(_services()["topics"]["command"])
+    for topic in ("molecules", "predictions", "molecules.dlq"):
+        assert re.search(rf"create {re.escape(topic)}\b", script), topic
+
+
+# --- deploy/Dockerfile -----------------------------------------------------------------------
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuations joined and heredoc bodies skipped."""
+    instructions: list[tuple[str, str]] = []
+    lines = iter(DOCKERFILE.read_text(encoding="utf-8").splitlines())
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        while line.endswith("\\"):
+            line = line[:-1] + " " + next(lines).strip()
+        keyword, _, arguments = line.strip().partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        heredoc = re.search(r"<<-?[\"']?(\w+)[\"']?", arguments)
+        if heredoc:
+            for body in lines:
+                if body.strip() == heredoc.group(1):
+                    break
+    return instructions
+
+
+def test_dockerfile_is_multi_stage_from_pinned_images() -> None:
+    froms = [args.split() for keyword, args in _dockerfile_instructions() if keyword == "FROM"]
+    assert len(froms) >= 2
+    stages: set[str] = set()
+    for args in froms:
+        image = next(a for a in args if not a.startswith("--"))
+        assert image.lower() in stages or _is_pinned(image), f"FROM {image} is not pinned"
+        if len(args) >= 3 and args[-2].upper() == "AS":
+            stages.add(args[-1].lower())
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    users = [args for keyword, args in _dockerfile_instructions() if keyword == "USER"]
+    assert users, "no USER: the image would run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_dockerfile_entrypoint_and_metrics_port() -> None:
+    instructions = dict(_dockerfile_instructions())
+    assert json.loads(instructions["ENTRYPOINT"]) == ["molstream"]
+    assert json.loads(instructions["CMD"]) == ["consume"]
+    assert "9400" in instructions["EXPOSE"].split()
+
+
+# --- Grafana ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _dashboard() -> dict[str, Any]:
+    return load_dashboard(DASHBOARD)
+
+
+def test_dashboard_has_the_panels() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"] == "molstream"
+    assert dashboard["schemaVersion"] >= 39
+    titles = [str(panel.get("title", "")) for panel in dashboard_panels(dashboard)]
+    for wanted in PANEL_TITLES:
+        assert any(wanted.lower() in title.lower() for title in titles), wanted
+
+
+def _query_panels() -> Iterator[dict[str, Any]]:
+    for panel in dashboard_panels(_dashboard()):
+        if panel.get("type") != "row":
+            yield panel
+
+
+def test_every_panel_queries_prometheus_with_an_expression() -> None:
+    panels = list(_query_panels())
+    assert panels
+    for panel in panels:
+        title = panel.get("title")
+        assert panel["type"] == "timeseries", title
+        assert set(panel["gridPos"]) >= {"x", "y", "w", "h"}, title
+        assert panel["datasource"] == PROMETHEUS_DATASOURCE, title
+        assert panel["targets"], f"{title}: no target"
+        for target in panel["targets"]:
+            assert str(target.get("expr", "")).strip(), f"{title}: target without expr"
+            assert "legendFormat" in target, title
+            assert target.get("datasource", PROMETHEUS_DATASOURCE) == PROMETHEUS_DATASOURCE
+
+
+def test_dashboard_queries_are_plain_promql() -> None:
+    """No Grafana variables or macros, so that each one can run against Prometheus as is."""
+    expressions = dashboard_expressions(DASHBOARD)
+    assert len(expressions) >= 9
+    for expr in expressions:
+        assert expr
+        assert "$" not in expr, expr
+        assert expr.count("(") == expr.count(")"), expr
+
+
+def test_dashboard_uses_the_metric_contract() -> None:
+    joined = "\n".join(dashboard_expressions(DASHBOARD))
+    for metric in (
+        "molstream_messages_consumed_total",
+        "molstream_predictions_total",
+        "molstream_consumer_lag",
+        "molstream_pool_workers",
+        "molstream_pool_desired_workers",
+        "molstream_inference_seconds_bucket",
+        "molstream_end_to_end_seconds_bucket",
+        "molstream_dead_letters_total",
+        "molstream_worker_failures_total",
+        "molstream_batch_retries_total",
+        "molstream_in_flight_molecules",
+        "molstream_batch_size_bucket",
+        "molstream_worker_seconds_total",
+    ):
+        assert metric in joined, metric
+
+
+def test_grafana_provisioning() -> None:
+    (datasource,) = _yaml(GRAFANA_DATASOURCE / "prometheus.yml")["datasources"]
+    assert datasource["uid"] == "prometheus"
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    (provider,) = _yaml(GRAFANA_PROVIDER / "molstream.yml")["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    grafana = _services()["grafana"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    assert _environment(grafana)["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+def test_prometheus_scrapes_the_consumer_and_loads_the_alerts() -> None:
+    config = _yaml(PROMETHEUS)
+    assert "alerts.yml" in config["rule_files"]
+    targets = [
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    ]
+    assert "consumer:9400" in targets
+    (job,) = [j for j in config["scrape_configs"] if "consumer:9400" in str(j)]
+    assert job["scrape_interval"] == "5s"
+
+
+def test_alert_rules() -> None:
+    groups = _yaml(ALERTS)["groups"]
+    assert [group["name"] for group in groups] == ["molstream"]
+    rules = {rule["alert"]: rule for rule in load_rules(ALERTS) if "alert" in rule}
+    assert set(rules) == ALERT_NAMES
+    for name, rule in rules.items():
+        assert rule["labels"]["severity"], name
+        assert rule["annotations"]["summary"], name
+        assert rule["annotations"]["description"], name
+    assert "molstream_consumer_lag" in rules["MolstreamLagGrowing"]["expr"]
+    assert "molstream_pool_workers" in rules["MolstreamNoReadyWorker"]["expr"]
+    assert "molstream_dead_letters_total" in rules["MolstreamDeadLetters"]["expr"]
+    assert all(alert_expressions(ALERTS))
+
+
+# --- Kubernetes (KubeRay) and the Ray cluster launcher ----------------------------------------
+
+
+def test_raycluster_autoscales_spot_workers_from_zero() -> None:
+    (cluster,) = _yaml_documents(KUBE_CLUSTER)
+    assert cluster["apiVersion"] == "ray.io/v1"
+    assert cluster["kind"] == "RayCluster"
+    spec = cluster["spec"]
+    assert spec["enableInTreeAutoscaling"] is True
+    assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    (spot,) = [g for g in spec["workerGroupSpecs"] if g["groupName"] == "spot"]
+    assert (spot["minReplicas"], spot["maxReplicas"]) == (0, 20)
+    resources = spot["rayStartParams"]["resources"]
+    assert json.loads(json.loads(resources)) == {"spot": 1}  # a quoted JSON string
+    pod = spot["template"]["spec"]
+    assert pod["nodeSelector"]
+    assert pod["tolerations"]
+    images = [
+        c["image"]
+        for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+        for c in group["template"]["spec"]["containers"]
+    ]
+    assert images and set(images) == {"molstream:0.1.0"}
+
+
+def test_kube_consumer_deployment() -> None:
+    documents = _yaml_documents(KUBE_CONSUMER)
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    container = _kube_consumer_container()
+    assert container["args"] == ["consume"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/metrics"
+    assert container["resources"]["limits"]
+    env = {item["name"]: item for item in container["env"]}
+    assert set(env) >= CONSUMER_ENV
+    assert env["MOLSTREAM_RAY_ADDRESS"]["value"] == "molstream-head-svc:6379"
+    assert "secretKeyRef" in env["MOLSTREAM_SASL_PASSWORD"]["valueFrom"]
+    (service,) = [d for d in documents if d["kind"] == "Service"]
+    assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == "9400"
+    assert [p["port"] for p in service["spec"]["ports"]] == [9400]
+
+
+def test_ray_cluster_launcher_spot_with_on_demand_fallback() -> None:
+    config = _yaml(RAY_AWS)
+    assert config["provider"]["type"] == "aws"
+    assert config["provider"]["region"] == "us-east-1"
+    assert config["idle_timeout_minutes"] == 5
+    assert config["setup_commands"]
+    types = config["available_node_types"]
+    head = types[config["head_node_type"]]
+    assert head["resources"]["CPU"] == 0
+    assert "InstanceMarketOptions" not in head["node_config"]
+    spot, ondemand = types["spot"], types["ondemand"]
+    assert spot["node_config"]["InstanceMarketOptions"]["MarketType"] == "spot"
+    assert "InstanceMarketOptions" not in ondemand["node_config"]
+    assert spot["resources"]["spot"] == 1
+    assert ondemand["resources"] == spot["resources"], "the same actors must fit on both"
+    assert (spot["min_workers"], spot["max_workers"]) == (0, 20)
+
+
+# --- the consumer's variables against ConsumerSettings ----------------------------------------
+
+
+def _deployed_consumer_envs() -> dict[str, dict[str, str]]:
+    return {
+        "docker-compose.yml": _environment(_services()["consumer"]),
+        "deploy/kuberay/consumer.yaml": _kube_consumer_env(),
+    }
+
+
+def _settings_class() -> Any:
+    settings = pytest.importorskip("consumer.settings")
+    return settings.ConsumerSettings
+
+
+def test_consumer_variables_are_settings_fields() -> None:
+    """Each MOLSTREAM_X_Y is a field x_y of ConsumerSettings, i.e. the option --x-y."""
+    fields = set(_settings_class().model_fields)
+    for source, env in _deployed_consumer_envs().items():
+        for name in env:
+            assert name.startswith("MOLSTREAM_"), f"{source}: {name}"
+            field = name.removeprefix("MOLSTREAM_").lower()
+            assert field in fields, f"{source}: {name} is no option of `molstream consume`"
+
+
+@pytest.mark.parametrize("source", ["docker-compose.yml", "deploy/kuberay/consumer.yaml"])
+def test_consumer_values_validate(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values validate through the environment, as the container reads them.
+
+    Through the environment rather than ``ConsumerSettings(**{field: value})``: pydantic-settings
+    decodes JSON-valued fields such as worker_resources only there. All variables at once, since
+    some rules span fields (SASL needs a user name and a password, min <= max workers); a
+    failure names the field.
+    """
+    settings_class = _settings_class()
+    env = _deployed_consumer_envs()[source]
+    for name in [n for n in os.environ if n.upper().startswith("MOLSTREAM_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_class(_env_file=None)
+    assert settings.min_workers == int(env["MOLSTREAM_MIN_WORKERS"])
+    assert settings.max_workers == int(env["MOLSTREAM_MAX_WORKERS"])
+    assert settings.batch_size == int(env["MOLSTREAM_BATCH_SIZE"])
+    assert settings.metrics_port == int(env["MOLSTREAM_METRICS_PORT"])
+    assert settings.worker_resources == json.loads(env["MOLSTREAM_WORKER_RESOURCES"])
+    assert settings.ray_address == env["MOLSTREAM_RAY_ADDRESS"]
