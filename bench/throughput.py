@@ -21,6 +21,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from consumer.devbroker import EmbeddedBroker
 from consumer.hooks import Hooks
 from consumer.models.reference import ReferenceModel
@@ -152,15 +155,18 @@ def main() -> None:
         "ratio_end_to_end_over_raw": ref.steady_molecules_per_s / raw,
         "synthetic_zero_cost_end_to_end": asdict(syn),
     }
-    print(f"{'measurement':<52}{'molecules/s':>12}")
-    print(f"{'reference model, raw, one process':<52}{raw:>12.0f}")
-    print(f"{'reference model, end to end, 1 worker (steady)':<52}{ref.steady_molecules_per_s:>12.0f}")
-    print(f"{'reference model, end to end, 1 worker (with start)':<52}{ref.total_molecules_per_s:>12.0f}")
-    print(f"{'ratio end-to-end steady / raw':<52}{result['ratio_end_to_end_over_raw']:>12.2f}")
-    print(f"{'synthetic per_molecule_ms=0, 1 worker (steady)':<52}{syn.steady_molecules_per_s:>12.0f}")
+    table = Table("measurement", "molecules/s", title="throughput")
+    table.add_row("reference model, raw, one process", f"{raw:.0f}")
+    table.add_row("reference, end to end, 1 worker (steady)", f"{ref.steady_molecules_per_s:.0f}")
+    table.add_row(
+        "reference, end to end, 1 worker (with start)", f"{ref.total_molecules_per_s:.0f}"
+    )
+    table.add_row("ratio end-to-end steady / raw", f"{result['ratio_end_to_end_over_raw']:.2f}")
+    table.add_row("synthetic per_molecule_ms=0 (steady)", f"{syn.steady_molecules_per_s:.0f}")
+    Console().print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out / 'throughput.json'}")
+    Console().print(f"wrote {args.out / 'throughput.json'}")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ class ModelLoadError(ConfigurationError):
 class WorkerLostError(MolstreamError):
     """Raised when a worker died, was lost with its node, or did not answer in time."""
 
-    def __init__(self, worker: str, reason: str) -> None:
-        super().__init__(f"worker {worker} lost: {reason}")
+    def __init__(self, worker: str, reason: str, detail: str = "") -> None:
+        super().__init__(f"worker {worker} lost ({reason}){': ' + detail if detail else ''}")
         self.worker = worker
-        self.reason = reason
+        self.reason = reason  # a tag: timeout, died, preempted, ray_error
 
 
 class BatchFailedError(MolstreamError):

@@ -20,6 +20,7 @@ class _Partition:
     pending: deque[int] = field(default_factory=deque)
     done: set[int] = field(default_factory=set)
     committable: int | None = None
+    last_registered: int = -1
 
 
 class OffsetTracker(Generic[K]):
@@ -31,15 +32,16 @@ class OffsetTracker(Generic[K]):
     def register(self, partition: K, offset: int) -> None:
         """Record that ``offset`` was fetched; offsets of a partition must arrive increasing."""
         part = self._parts.setdefault(partition, _Partition())
-        if part.pending and offset <= part.pending[-1]:
-            raise ValueError(f"offset {offset} registered after {part.pending[-1]}")
+        if offset <= part.last_registered:
+            raise ValueError(f"offset {offset} registered after {part.last_registered}")
+        part.last_registered = offset
         part.pending.append(offset)
 
     def done(self, partition: K, offset: int) -> None:
         """Record that ``offset`` is fully handled (its output acknowledged)."""
         part = self._parts.get(partition)
-        if part is None:
-            return  # partition was forgotten (revoked): the new owner re-reads it
+        if part is None or not part.pending or offset < part.pending[0]:
+            return  # forgotten (revoked) partition or a stale completion: nothing to record
         part.done.add(offset)
         while part.pending and part.pending[0] in part.done:
             head = part.pending.popleft()

@@ -84,7 +84,11 @@ class Output:
             linger_ms=5,
             max_batch_size=1 << 20,
         )
-        await asyncio.wait_for(producer.start(), self._kafka.broker_timeout_s)
+        try:
+            await asyncio.wait_for(producer.start(), self._kafka.broker_timeout_s)
+        except BaseException:
+            await producer.stop()
+            raise
         self._producer = producer
 
     async def stop(self) -> None:

@@ -185,16 +185,16 @@ class WorkerPool:
             results: list[ModelResult] = await asyncio.wait_for(_await_ref(ref), timeout_s)
         except TimeoutError:
             self.lose(worker, "timeout")
-            raise WorkerLostError(worker.name, f"no answer in {timeout_s:g} s") from None
+            raise WorkerLostError(worker.name, "timeout", f"no answer in {timeout_s:g} s") from None
         except RayTaskError as exc:
             raise BatchFailedError(f"model raised: {exc.cause!r}") from exc
         except RayActorError as exc:
             reason = "preempted" if getattr(exc, "preempted", False) else "died"
             self.lose(worker, reason)
-            raise WorkerLostError(worker.name, f"{reason}: {type(exc).__name__}") from exc
+            raise WorkerLostError(worker.name, reason, type(exc).__name__) from exc
         except RayError as exc:
             self.lose(worker, "ray_error")
-            raise WorkerLostError(worker.name, f"{type(exc).__name__}: {exc}") from exc
+            raise WorkerLostError(worker.name, "ray_error", f"{type(exc).__name__}: {exc}") from exc
         return results
 
     def lose(self, worker: Worker, reason: str) -> None:

@@ -117,14 +117,23 @@ class StreamProcessor:
         """Check the model, join Ray, start the pool, connect to Kafka, start the routines."""
         if self._started:
             return
-        self._started = True
         resolve_model_class(self.settings.model)  # fail fast on a typo, before any I/O
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         # Ray installs signal handlers from the main thread only, so connect here, blocking.
         self._ray_owned = ray_runtime.connect(self.settings.ray_address, self.settings.ray_node_ip)
         await self.pool.start()
         await self.output.start()
-        self.consumer.subscribe([self.settings.input_topic], listener=_Rebalance(self))
+        # Subscribe after start: start() then returns once connected, not after the first
+        # group join, which may take longer than a broker call should.
         await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
+        self.consumer.subscribe([self.settings.input_topic], listener=_Rebalance(self))
         self._routines = [
             asyncio.create_task(self._fetch_routine(), name="fetch"),
             asyncio.create_task(self._commit_routine(), name="commit"),
@@ -205,26 +214,30 @@ class StreamProcessor:
     # -- intake ----------------------------------------------------------------------------
 
     async def _fetch_routine(self) -> None:
-        try:
-            while True:
-                await self._wait_for_room()
-                deadline = self._batcher.deadline()
-                wait_s = 0.2 if deadline is None else max(0.0, deadline - self._clock())
+        backoff_s = 0.1
+        while True:
+            await self._wait_for_room()
+            deadline = self._batcher.deadline()
+            wait_s = 0.2 if deadline is None else max(0.0, deadline - self._clock())
+            try:
                 fetched = await self.consumer.getmany(
                     timeout_ms=int(wait_s * 1000),
                     max_records=self.settings.max_in_flight - self._in_flight,
                 )
-                now = self._clock()
-                for tp, records in fetched.items():
-                    for record in records:
-                        self._intake(tp, record, now)
-                    self.hooks.consumed(len(records))
-                self._dispatch(self._batcher.due(self._clock()))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("fetch loop failed")
-            raise
+            except KafkaError as exc:
+                # The broker is away or the group is rebalancing: keep trying, report it.
+                log.warning("fetch failed, will retry", error=f"{type(exc).__name__}: {exc}")
+                self.hooks.broker_error("fetch")
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(5.0, backoff_s * 2)
+                continue
+            backoff_s = 0.1
+            now = self._clock()
+            for tp, records in fetched.items():
+                for record in records:
+                    self._intake(tp, record, now)
+                self.hooks.consumed(len(records))
+            self._dispatch(self._batcher.due(self._clock()))
 
     def _intake(self, tp: TopicPartition, record: Any, now: float) -> None:
         self._tracker.register(tp, record.offset)
@@ -317,8 +330,9 @@ class StreamProcessor:
         """Run ``items`` on a worker, up to ``attempts`` times; then split to isolate a bad
         molecule. A single molecule that still fails is FAILED (and dead-lettered)."""
         error: Exception | None = None
-        for attempt in range(attempts):
-            if attempt:
+        failures = 0
+        while failures < attempts:
+            if error is not None:
                 self.hooks.retry()
             worker = await self.pool.acquire()
             for item in items:
@@ -332,6 +346,8 @@ class StreamProcessor:
                 )
             except WorkerLostError as exc:
                 error = exc
+                # A preemption is the node's fault, not the batch's: it costs no attempt.
+                failures += exc.reason != "preempted"
                 log.warning(
                     "batch lost with its worker",
                     worker=worker.name,
@@ -343,6 +359,7 @@ class StreamProcessor:
             except BatchFailedError as exc:
                 self.pool.release(worker)
                 error = exc
+                failures += 1
                 log.warning("batch failed", worker=worker.name, size=len(items), error=str(exc))
                 continue
             self.pool.release(worker)
@@ -479,9 +496,9 @@ class StreamProcessor:
         if not revoked:
             return
         kept = self._batcher.discard(lambda item: item.tp in revoked)
-        for item in kept:
-            self._tracker.done(item.tp, item.offset)  # not dispatched: nothing was produced
-            self._set_in_flight(self._in_flight - 1)
+        # Not dispatched, so nothing was produced: they stay pending, the commit stops before
+        # them and the new owner reads them again.
+        self._set_in_flight(self._in_flight - len(kept))
         await self._drain(self.settings.shutdown_timeout_s, revoked)
         await self._commit(revoked)
         for tp in revoked:

@@ -13,7 +13,9 @@ from schemas.kafka import KafkaSettings
 class ConsumerSettings(KafkaSettings):
     """Everything ``molstream consume`` can be told."""
 
-    model_config = SettingsConfigDict(env_prefix="MOLSTREAM_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="MOLSTREAM_", extra="forbid", hide_input_in_errors=True
+    )
 
     input_topic: str = Field("molecules", description="Topic the molecules arrive on.")
     output_topic: str = Field("predictions", description="Topic the predictions go to.")

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from producer.publisher import Publisher
-from producer.readers import Format, ReadError, Skipped, read_molecules
+from producer.readers import Format, ReadError, Skipped, detect_format, read_molecules
 from producer.results import prediction_json, read_predictions
 from schemas import Molecule
 from schemas.cli_options import build_settings, with_settings_options
@@ -42,6 +43,15 @@ def produce(
 ) -> None:
     """Publish molecules from files to the input topic, keyed by id, acks=all."""
     kafka = build_settings(KafkaSettings, given)
+    for path in files:  # fail on a missing file or unknown format before connecting
+        try:
+            detect_format(path, format)
+        except ReadError as exc:
+            _err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if not path.is_file():
+            _err.print(f"[red]error:[/red] {path}: no such file")
+            raise typer.Exit(2)
     skipped: list[Skipped] = []
 
     def molecules() -> Iterator[Molecule]:
@@ -68,7 +78,7 @@ def produce(
     except ReadError as exc:
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    except (OSError, TimeoutError) as exc:
+    except (KafkaError, OSError, TimeoutError) as exc:
         _err.print(f"[red]error:[/red] cannot reach {kafka.bootstrap_servers}: {exc!r}")
         raise typer.Exit(1) from None
     for skip in skipped:
@@ -105,6 +115,6 @@ def results(
 
     try:
         asyncio.run(main())
-    except (OSError, TimeoutError) as exc:
+    except (KafkaError, OSError, TimeoutError) as exc:
         _err.print(f"[red]error:[/red] {exc!r}")
         raise typer.Exit(1) from None

@@ -42,7 +42,11 @@ class Publisher:
         """Connect; bounded by the broker timeout."""
         if self._producer is None:
             producer = AIOKafkaProducer(**self._kafka.client_kwargs(), acks="all", linger_ms=5)
-            await asyncio.wait_for(producer.start(), self._kafka.broker_timeout_s)
+            try:
+                await asyncio.wait_for(producer.start(), self._kafka.broker_timeout_s)
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
 
     async def stop(self) -> None:

@@ -60,7 +60,7 @@ def read_molecules(
 
 def _read_smi(path: Path, skipped: list[Skipped]) -> Iterator[Molecule]:
     # As RDKit reads SMILES files: SMILES, then an optional name, whitespace separated.
-    with path.open(encoding="utf-8", errors="replace") as fh:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
         for line_no, line in enumerate(fh, 1):
             fields = line.split()
             if not fields or fields[0].startswith("#"):
@@ -74,7 +74,8 @@ def _read_smi(path: Path, skipped: list[Skipped]) -> Iterator[Molecule]:
 def _read_csv(
     path: Path, smiles_column: str, id_column: str, skipped: list[Skipped]
 ) -> Iterator[Molecule]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+    # utf-8-sig: spreadsheet exports start with a byte-order mark.
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []
         if smiles_column not in columns:
@@ -105,7 +106,8 @@ def _read_sdf(path: Path, skipped: list[Skipped]) -> Iterator[Molecule]:
             if mol is None:
                 skipped.append(Skipped(path, index, "RDKit could not read the record"))
                 continue
-            props = {k: str(v) for k, v in mol.GetPropsAsDict().items()}
+            # GetProp keeps the text as written ("007" stays "007"); GetPropsAsDict parses numbers.
+            props = {k: mol.GetProp(k) for k in mol.GetPropNames()}
             name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
             mol_id = name or props.pop("id", "") or f"{path.stem}:{index}"
             props.pop("id", None)

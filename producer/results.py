@@ -40,7 +40,8 @@ async def read_predictions(
     consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), kafka.broker_timeout_s)
     try:
-        partitions = await _partitions(consumer, topic, kafka.broker_timeout_s)
+        # A topic that does not exist yet has no predictions yet: wait for it like for one.
+        partitions = await _partitions(consumer, topic, timeout_s)
         consumer.assign(partitions)
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)

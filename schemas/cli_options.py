@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -94,6 +94,9 @@ def build_settings(settings_cls: type[S], given: dict[str, Any]) -> S:
                 ) from exc
     try:
         return settings_cls(**values)
+    except SettingsError as exc:  # an environment variable that is not valid JSON
+        typer.secho(f"Invalid settings: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
     except ValidationError as exc:
         lines = [
             f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"

@@ -16,7 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KafkaSettings(BaseSettings):
     """Connection settings; each is a ``--option`` and a ``MOLSTREAM_OPTION`` variable."""
 
-    model_config = SettingsConfigDict(env_prefix="MOLSTREAM_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="MOLSTREAM_", extra="forbid", hide_input_in_errors=True
+    )
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -35,7 +37,7 @@ class KafkaSettings(BaseSettings):
         json_schema_extra={"cli": False},
     )
     broker_timeout_s: float = Field(
-        30.0, gt=0, description="Upper bound of a single broker call (commit, send, metadata)."
+        30.0, gt=0, description="Upper bound of a single broker call (connect, commit, send)."
     )
 
     @model_validator(mode="after")
@@ -54,7 +56,6 @@ class KafkaSettings(BaseSettings):
         kwargs: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.security_protocol,
-            "request_timeout_ms": int(self.broker_timeout_s * 1000),
         }
         if "SSL" in self.security_protocol:
             kwargs["ssl_context"] = create_ssl_context(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -35,7 +38,9 @@ async def publish(
 
 
 async def publish_raw(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
 ) -> None:
     """Publish raw (key, value, headers) records, acknowledged."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -83,7 +88,9 @@ async def committed(
     bootstrap: str, group: str, partitions: Iterable[TopicPartition]
 ) -> dict[TopicPartition, int | None]:
     """The group's committed offsets, as the broker has them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         return {tp: await consumer.committed(tp) for tp in partitions}
@@ -100,3 +107,62 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s: {message}")
         await asyncio.sleep(poll_s)
+
+
+class OutputWatcher:
+    """Reads an output topic in the background and counts predictions per id."""
+
+    def __init__(self, bootstrap: str, topic: str = "predictions") -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self.ids: Counter[str] = Counter()
+        self.predictions: list[Prediction] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> OutputWatcher:
+        self._task = asyncio.create_task(self._watch_routine())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    @property
+    def total(self) -> int:
+        """Predictions seen, duplicates included."""
+        return sum(self.ids.values())
+
+    def duplicates(self) -> int:
+        """Predictions beyond the first for each id."""
+        return sum(n - 1 for n in self.ids.values())
+
+    async def _watch_routine(self) -> None:
+        async for p in read_predictions(
+            KafkaSettings(bootstrap_servers=self._bootstrap),
+            topic=self._topic,
+            timeout_s=float("inf"),
+        ):
+            assert not isinstance(p, DecodeError), p
+            self.ids[p.id] += 1
+            self.predictions.append(p)
+
+
+def consume_command(bootstrap: str, ray_address: str, *extra: str) -> list[str]:
+    """``molstream consume`` as a subprocess argv, joined to the test cluster's Spot nodes."""
+    return [
+        sys.executable,
+        "-m",
+        "consumer.cli",
+        "consume",
+        "--bootstrap-servers",
+        bootstrap,
+        "--ray-address",
+        ray_address,
+        "--worker-resources",
+        '{"spot": 1}',
+        "--log-format",
+        "json",
+        *extra,
+    ]

@@ -1,0 +1,285 @@
+"""Issue 3 acceptance: nothing is lost to dead workers, poison molecules, bad records,
+consumer crashes, shutdowns, rebalances or a frozen broker. Real broker, real Ray."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import pytest
+
+from consumer.devbroker import EmbeddedBroker
+from consumer.processor import StreamProcessor
+from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.settings import ConsumerSettings
+from schemas import MOLECULE_CODEC, Molecule, Status
+from tests.integration.kafka_helpers import (
+    OutputWatcher,
+    consume_command,
+    publish,
+    publish_raw,
+    read_raw,
+    wait_until,
+)
+from tests.plugins import KILL_MARKER, RAISE_MARKER
+
+pytestmark = pytest.mark.integration
+
+
+def molecules(count: int, prefix: str = "m") -> list[Molecule]:
+    """Distinct ids, valid SMILES."""
+    return [Molecule(id=f"{prefix}{i}", smiles="C" * (1 + i % 30)) for i in range(count)]
+
+
+def settings_for(
+    broker: EmbeddedBroker, cluster: LocalCluster, **overrides: object
+) -> ConsumerSettings:
+    base: dict[str, object] = {
+        "bootstrap_servers": broker.bootstrap_servers,
+        "ray_address": cluster.address,
+        "worker_resources": {SPOT_RESOURCE: 1},
+        "min_workers": 1,
+        "max_workers": 2,
+        "model": "synthetic",
+        "commit_interval_s": 0.2,
+        "group_id": "lost-test",
+        "batch_size": 32,
+    }
+    return ConsumerSettings(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+async def test_poison_molecules_fail_alone_and_the_pool_survives(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    for _ in range(2):
+        ray_cluster.add_spot_node()
+    good = molecules(400)
+    poison = [
+        Molecule(id="kill-1", smiles=KILL_MARKER),
+        Molecule(id="kill-2", smiles=KILL_MARKER),
+        Molecule(id="raise-1", smiles=RAISE_MARKER),
+    ]
+    inputs = good[:100] + poison[:1] + good[100:250] + poison[1:] + good[250:]
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    settings = settings_for(
+        broker, ray_cluster, model="tests.plugins:KillerModel", batch_size=16, max_workers=2
+    )
+    async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(settings) as proc:
+        await wait_until(lambda: len(out.ids) >= len(inputs), 240, "a prediction per input")
+        assert proc.pool.counts(), "the pool still has workers"
+    by_id = {p.id: p for p in out.predictions}
+    for p in poison:
+        assert by_id[p.id].status is Status.FAILED, by_id[p.id]
+        assert by_id[p.id].error and by_id[p.id].attempts >= settings.max_attempts
+    assert all(by_id[m.id].status is Status.OK for m in good)
+    letters = await read_raw(broker.bootstrap_servers, "molecules.dlq")
+    assert sorted(r.key for r in letters) == sorted(p.id.encode() for p in poison)  # type: ignore[attr-defined]
+    for record in letters:
+        headers = dict(record.headers)  # type: ignore[attr-defined]
+        assert headers["molstream.error.stage"] == b"predict"
+        assert int(headers["molstream.error.attempts"]) >= settings.max_attempts
+        original = MOLECULE_CODEC.decode(record.value)  # type: ignore[attr-defined]
+        assert original.smiles in (KILL_MARKER, RAISE_MARKER)
+
+
+async def test_undecodable_records_become_dead_letters_byte_for_byte(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    ray_cluster.add_spot_node()
+    valid = molecules(1000)
+    good_value = MOLECULE_CODEC.encode(valid[0])
+    bad_values: list[bytes | None] = [
+        b"",  # empty
+        b"\x00\x01not avro at all",  # wrong magic
+        b"\xc3\x01" + b"\xff" * 8 + good_value[10:],  # unknown fingerprint
+        good_value[:10] + b"\xff\xff\xff\xff\xff\xff",  # corrupt body
+    ]
+    bad = [
+        (f"bad-{i}".encode(), bad_values[i % 4], [("origin", f"test-{i}".encode())])
+        for i in range(200)
+    ]
+    raw = [(m.id.encode(), MOLECULE_CODEC.encode(m), []) for m in valid]
+    mixed = [r for pair in zip(raw[:200], bad, strict=True) for r in pair] + raw[200:]
+    await publish_raw(broker.bootstrap_servers, "molecules", mixed)  # type: ignore[arg-type]
+    async with (
+        OutputWatcher(broker.bootstrap_servers) as out,
+        StreamProcessor(settings_for(broker, ray_cluster, max_workers=1)),
+    ):
+        await wait_until(lambda: out.total >= len(valid), 120, "1,000 predictions")
+        letters = await read_raw(broker.bootstrap_servers, "molecules.dlq")
+    assert out.total == len(valid) and set(out.ids) == {m.id for m in valid}
+    assert len(letters) == 200
+    sent = {k: (v, h) for k, v, h in bad}
+    reasons = set()
+    for record in letters:
+        value, headers = sent[record.key]  # type: ignore[attr-defined]
+        assert (record.value or b"") == (value or b"")  # type: ignore[attr-defined]
+        got = list(record.headers)  # type: ignore[attr-defined]
+        assert got[: len(headers)] == headers, "original headers first, unchanged"
+        extra = dict(got[len(headers) :])
+        assert extra["molstream.error.stage"] == b"decode"
+        assert extra["molstream.error.topic"] == b"molecules"
+        assert int(extra["molstream.error.offset"]) >= 0
+        assert extra["molstream.error.message"]
+        reasons.add(extra["molstream.error.class"])
+    assert reasons == {
+        b"EmptyRecordError",
+        b"BadMagicError",
+        b"UnknownSchemaError",
+        b"CorruptBodyError",
+    }
+
+
+async def test_a_node_lost_mid_stream_loses_nothing(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    nodes = [ray_cluster.add_spot_node() for _ in range(2)]
+    inputs = molecules(3000)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    settings = settings_for(broker, ray_cluster, model_option={"per_molecule_ms": "3"})
+    async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(settings) as proc:
+        await wait_until(lambda: len(proc.pool.counts()) and out.total >= 300, 60, "progress")
+        ray_cluster.remove_node(nodes[0], graceful=False)
+        await wait_until(lambda: len(out.ids) >= len(inputs), 180, "every molecule")
+    assert set(out.ids) == {m.id for m in inputs}
+
+
+async def test_a_consumer_joining_and_leaving_loses_nothing(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    for _ in range(2):
+        ray_cluster.add_spot_node()
+    inputs = molecules(6000)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    one = settings_for(broker, ray_cluster, max_workers=1, model_option={"per_molecule_ms": "2"})
+    async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(one):
+        await wait_until(lambda: out.total >= 500, 60, "first consumer works")
+        async with StreamProcessor(one) as second:
+            await wait_until(lambda: bool(second.committed), 60, "second consumer commits")
+        await wait_until(lambda: len(out.ids) >= len(inputs), 180, "every molecule")
+    assert set(out.ids) == {m.id for m in inputs}
+
+
+async def test_a_frozen_broker_loses_nothing_and_the_consumer_lives(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    ray_cluster.add_spot_node()
+    inputs = molecules(4000)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    settings = settings_for(
+        broker,
+        ray_cluster,
+        max_workers=1,
+        model_option={"per_molecule_ms": "1"},
+        broker_timeout_s=5,
+    )
+    async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(settings) as proc:
+        await wait_until(lambda: out.total >= 300, 60, "progress before the freeze")
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(15)
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        await wait_until(lambda: len(out.ids) >= len(inputs), 240, "every molecule")
+        stop = asyncio.Event()
+        runner = asyncio.create_task(proc.run_until(stop))
+        await asyncio.sleep(0.5)
+        assert not runner.done(), "the consumer's routines are alive"
+        stop.set()
+        await runner
+    assert set(out.ids) == {m.id for m in inputs}
+
+
+@contextmanager
+def consumer_process(argv: list[str], log_path: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``molstream consume`` in a subprocess; killed by pid if the test leaves it running."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@asynccontextmanager
+async def watching(broker: EmbeddedBroker) -> AsyncIterator[OutputWatcher]:
+    async with OutputWatcher(broker.bootstrap_servers) as out:
+        yield out
+
+
+async def test_kill_9_three_times_loses_nothing(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: object
+) -> None:
+    for _ in range(2):
+        ray_cluster.add_spot_node()
+    inputs = molecules(10_000)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    max_in_flight = 500
+    argv = consume_command(
+        broker.bootstrap_servers,
+        ray_cluster.address,
+        *("--model", "synthetic", "--model-option", "per_molecule_ms=1"),
+        *("--max-in-flight", str(max_in_flight), "--max-workers", "2", "--batch-size", "32"),
+        *("--commit-interval-s", "0.2", "--group-id", "kill-test"),
+    )
+    log = f"{tmp_path}/consumer.log"
+    async with watching(broker) as out:
+        for _ in range(3):
+            target = out.total + 1000
+            with consumer_process(argv, log) as proc:
+                await wait_until(
+                    lambda t=target: out.total >= t,  # type: ignore[misc]
+                    120,
+                    "progress, then kill -9",
+                )
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+        with consumer_process(argv, log) as proc:
+            await wait_until(lambda: len(out.ids) >= len(inputs), 300, "every molecule")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+    assert set(out.ids) == {m.id for m in inputs}, "0 lost"
+    assert out.duplicates() <= 3 * max_in_flight, out.duplicates()
+
+
+async def test_sigterm_then_restart_has_no_duplicates(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: object
+) -> None:
+    for _ in range(2):
+        ray_cluster.add_spot_node()
+    inputs = molecules(6000)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    shutdown_timeout_s = 10
+    argv = consume_command(
+        broker.bootstrap_servers,
+        ray_cluster.address,
+        *("--model", "synthetic", "--model-option", "per_molecule_ms=1"),
+        *("--max-workers", "2", "--shutdown-timeout-s", str(shutdown_timeout_s)),
+        *("--group-id", "term-test"),
+    )
+    log = f"{tmp_path}/consumer.log"
+    async with watching(broker) as out:
+        with consumer_process(argv, log) as proc:
+            await wait_until(lambda: out.total >= 1000, 120, "progress before SIGTERM")
+            proc.send_signal(signal.SIGTERM)
+            asked = time.monotonic()
+            code = await asyncio.to_thread(proc.wait, shutdown_timeout_s + 15)
+            took = time.monotonic() - asked
+        assert code == 0
+        assert took < shutdown_timeout_s + 15
+        with consumer_process(argv, log) as proc:
+            await wait_until(lambda: len(out.ids) >= len(inputs), 300, "every molecule")
+            await asyncio.sleep(2)  # let any duplicate arrive before counting
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 60) == 0
+    assert set(out.ids) == {m.id for m in inputs}, "0 lost"
+    assert out.duplicates() == 0
+    print(f"SIGTERM to exit: {took:.2f} s")
