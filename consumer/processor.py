@@ -524,6 +524,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 async def run_until_signal(settings: ConsumerSettings, hooks: Hooks | None = None) -> None:
     """Run a processor until SIGTERM or SIGINT, then shut it down gracefully."""
+    # Join Ray first: ray.init installs its own SIGTERM handler (which aborts the process);
+    # ours, installed next, replaces it so that SIGTERM means a graceful shutdown.
+    ray_owned = ray_runtime.connect(settings.ray_address, settings.ray_node_ip)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -534,3 +537,5 @@ async def run_until_signal(settings: ConsumerSettings, hooks: Hooks | None = Non
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if ray_owned:
+            ray_runtime.disconnect()
