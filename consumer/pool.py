@@ -24,6 +24,7 @@ from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from consumer.errors import BatchFailedError, WorkerLostError
 from consumer.models import ModelResult
+from consumer.policy import Ewma
 from consumer.worker import ModelWorker, WorkerInfo
 
 log = structlog.get_logger(__name__)
@@ -105,6 +106,7 @@ class WorkerPool:
         self._ended_seconds = 0.0
         self._started = False
         self._deploy_failures = 0
+        self._startup = Ewma()
 
     async def start(self) -> None:
         """Deploy the initial workers; returns at once (they join as Ray places them)."""
@@ -129,6 +131,11 @@ class WorkerPool:
         await self.stop()
 
     @property
+    def bundle(self) -> dict[str, float]:
+        """Resources of one worker, as Ray's autoscaler counts them."""
+        return self._actor_options.bundle()
+
+    @property
     def target(self) -> int:
         """How many workers the pool keeps alive."""
         return self._target
@@ -145,6 +152,10 @@ class WorkerPool:
     def workers(self) -> list[Worker]:
         """The live workers."""
         return list(self._workers)
+
+    def startup_s(self) -> float | None:
+        """Smoothed time from deploying a worker to its being ready (None before one was)."""
+        return self._startup.value
 
     def worker_seconds(self) -> float:
         """Total time every worker existed, deploying included: the cost of the pool."""
@@ -279,6 +290,7 @@ class WorkerPool:
         if worker.state is not WorkerState.DEPLOYING:
             return
         self._deploy_failures = 0
+        self._startup.update(self._clock() - worker.created_at)
         worker.info = info
         worker.state = WorkerState.READY
         log.info(

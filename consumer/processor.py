@@ -21,12 +21,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumer import ray_runtime
+from consumer.autoscaler import Autoscaler, gcs_address_of_current_ray
 from consumer.batching import Batcher
 from consumer.errors import BatchFailedError, WorkerLostError
 from consumer.hooks import Hooks
 from consumer.models import ModelResult, resolve_model_class
 from consumer.offsets import OffsetTracker
 from consumer.output import DeadLetter, Output
+from consumer.policy import Ewma, PolicyConfig
 from consumer.pool import ActorOptions, Worker, WorkerPool
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, DecodeError, Molecule, Prediction, Status
@@ -94,7 +96,7 @@ class StreamProcessor:
                 num_gpus=settings.worker_num_gpus,
                 resources=settings.worker_resources,
             ),
-            target=settings.max_workers,
+            target=settings.min_workers,
             on_failure=self.hooks.worker_failure,
         )
         self.output = Output(
@@ -102,6 +104,26 @@ class StreamProcessor:
             output_topic=settings.output_topic,
             dlq_topic=settings.dlq_topic,
             on_error=self.hooks.broker_error,
+        )
+        self._rate = Ewma()
+        self._lag_base: dict[TopicPartition, int] = {}
+        self.autoscaler = Autoscaler(
+            pool=self.pool,
+            config=PolicyConfig(
+                min_workers=settings.min_workers,
+                max_workers=settings.max_workers,
+                target_drain_s=settings.target_drain_s,
+                upscale_delay_s=settings.upscale_delay_s,
+                downscale_delay_s=settings.downscale_delay_s,
+                batch_size=settings.batch_size,
+            ),
+            read_lag=self.lag,
+            rate_per_worker=lambda: self._rate.value,
+            hooks=self.hooks,
+            interval_s=settings.autoscale_interval_s,
+            gcs_address=gcs_address_of_current_ray,
+            bundle=self.pool.bundle,
+            clock=clock,
         )
         self.consumer = AIOKafkaConsumer(
             **settings.client_kwargs(),
@@ -134,6 +156,7 @@ class StreamProcessor:
         # group join, which may take longer than a broker call should.
         await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
         self.consumer.subscribe([self.settings.input_topic], listener=_Rebalance(self))
+        await self.autoscaler.start()
         self._routines = [
             asyncio.create_task(self._fetch_routine(), name="fetch"),
             asyncio.create_task(self._commit_routine(), name="commit"),
@@ -159,6 +182,7 @@ class StreamProcessor:
         if not self._started:
             return
         self._started = False
+        await self.autoscaler.stop()  # 0. no resizing while the pool drains
         routines, self._routines = self._routines, []
         fetch = routines[0] if routines else None
         if fetch is not None:
@@ -363,7 +387,10 @@ class StreamProcessor:
                 log.warning("batch failed", worker=worker.name, size=len(items), error=str(exc))
                 continue
             self.pool.release(worker)
-            self.hooks.batch(worker.name, len(items), self._clock() - started)
+            elapsed = self._clock() - started
+            if elapsed > 0:
+                self._rate.update(len(items) / elapsed)
+            self.hooks.batch(worker.name, len(items), elapsed)
             return [Outcome(i, r, worker) for i, r in zip(items, results, strict=True)]
         if len(items) > 1:
             half = len(items) // 2
@@ -488,6 +515,28 @@ class StreamProcessor:
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet committed per assigned partition (in-flight ones included)."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return {}
+        timeout_s = self.settings.broker_timeout_s
+        ends = await asyncio.wait_for(self.consumer.end_offsets(assigned), timeout_s)
+        missing = [tp for tp in assigned if tp not in self._committed and tp not in self._lag_base]
+        for tp in missing:
+            committed = await asyncio.wait_for(self.consumer.committed(tp), timeout_s)
+            if committed is None:
+                first = await asyncio.wait_for(self.consumer.beginning_offsets([tp]), timeout_s)
+                committed = first[tp]
+            self._lag_base[tp] = committed
+        lags = {}
+        for tp in assigned:
+            base = self._committed.get(tp, self._lag_base.get(tp, 0))
+            # Some brokers (Tansu) report a low end offset; what we hold is lag all the same.
+            lag = max(ends[tp] - base, self._tracker.pending_count(tp), 0)
+            lags[(tp.topic, tp.partition)] = lag
+        return lags
+
     # -- rebalance -------------------------------------------------------------------------
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -504,6 +553,7 @@ class StreamProcessor:
         for tp in revoked:
             self._tracker.forget(tp)
             self._committed.pop(tp, None)
+            self._lag_base.pop(tp, None)
         log.info(
             "partitions revoked",
             partitions=sorted(str(tp) for tp in revoked),

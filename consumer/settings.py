@@ -66,7 +66,7 @@ class ConsumerSettings(KafkaSettings):
         60.0, gt=0, description="Autoscaling: how fast a backlog should be cleared."
     )
     upscale_delay_s: float = Field(
-        5.0, ge=0, description="Autoscaling: how long more workers must be wanted before adding."
+        2.0, ge=0, description="Autoscaling: how long more workers must be wanted before adding."
     )
     downscale_delay_s: float = Field(
         30.0,

@@ -1,0 +1,152 @@
+"""The scaling loop: reads lag and capacity, asks the policy, acts on the pool and on Ray.
+
+Every ``interval_s``: lag per partition (end offsets minus committed), the measured rate per
+worker and start-up time go into :func:`consumer.policy.decide`; the pool is resized to its
+answer and Ray's autoscaler is told the bundles wanted (``request_resources``) so Spot nodes
+are provisioned and released. Nodes that Ray marks DRAINING (a preemption notice) stop getting
+batches. Metrics are reported through the hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Self
+
+import structlog
+
+from consumer.hooks import Hooks
+from consumer.policy import PolicyConfig, PolicyState, ScalingContext, decide
+from consumer.pool import WorkerPool
+
+log = structlog.get_logger(__name__)
+
+LagReader = Callable[[], Awaitable[dict[tuple[str, int], int]]]
+
+
+def draining_node_ids(gcs_address: str, timeout_s: float = 5.0) -> set[str]:
+    """Ids of the nodes Ray marks DRAINING (blocking; run it in a thread)."""
+    from ray.autoscaler.v2.sdk import get_cluster_status
+
+    status = get_cluster_status(gcs_address, timeout=int(max(1, timeout_s)))
+    nodes = [*status.active_nodes, *status.idle_nodes]
+    return {n.node_id for n in nodes if n.node_status == "DRAINING" and n.node_id}
+
+
+def request_bundles(bundle: dict[str, float], count: int) -> None:
+    """Tell Ray's autoscaler how many worker bundles we want (blocking)."""
+    from ray.autoscaler.sdk import request_resources
+
+    request_resources(bundles=[dict(bundle) for _ in range(count)])
+
+
+class Autoscaler:
+    """Runs the scaling loop in a background task; ``start``/``stop`` idempotent."""
+
+    def __init__(
+        self,
+        *,
+        pool: WorkerPool,
+        config: PolicyConfig,
+        read_lag: LagReader,
+        rate_per_worker: Callable[[], float | None],
+        hooks: Hooks,
+        interval_s: float,
+        gcs_address: Callable[[], str | None],
+        bundle: dict[str, float],
+        clock: Callable[[], float],
+    ) -> None:
+        self._pool = pool
+        self._config = config
+        self._read_lag = read_lag
+        self._rate = rate_per_worker
+        self._hooks = hooks
+        self._interval_s = interval_s
+        self._gcs_address = gcs_address
+        self._bundle = bundle
+        self._clock = clock
+        self.state = PolicyState(desired=pool.target)
+        self._requested: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the loop (the first decision is taken at once)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._scale_routine(), name="autoscale")
+
+    async def stop(self) -> None:
+        """Stop the loop; safe twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _scale_routine(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad tick (broker or GCS away) must not stop scaling
+                log.warning("autoscale tick failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self._interval_s)
+
+    async def tick(self) -> None:
+        """Observe, decide, act; once."""
+        lags = await self._read_lag()
+        for (topic, partition), lag in lags.items():
+            self._hooks.lag(topic, partition, lag)
+        ctx = ScalingContext(
+            now=self._clock(),
+            lag=sum(lags.values()),
+            rate_per_worker=self._rate(),
+            startup_s=self._pool.startup_s() or 0.0,
+        )
+        previous = self.state.desired
+        self.state = decide(ctx, self.state, self._config)
+        if self.state.desired != previous:
+            log.info(
+                "pool resized",
+                desired=self.state.desired,
+                previous=previous,
+                lag=ctx.lag,
+                rate_per_worker=ctx.rate_per_worker,
+            )
+        self._pool.resize(self.state.desired)
+        await self._request_capacity(self.state.desired)
+        await self._drain_preempted()
+        counts = {state.value: n for state, n in self._pool.counts().items()}
+        self._hooks.pool(counts, self.state.desired, self._pool.worker_seconds())
+
+    async def _request_capacity(self, desired: int) -> None:
+        if desired == self._requested:
+            return
+        await asyncio.to_thread(request_bundles, self._bundle, desired)
+        self._requested = desired
+
+    async def _drain_preempted(self) -> None:
+        address = self._gcs_address()
+        if not address:
+            return
+        draining = await asyncio.to_thread(draining_node_ids, address)
+        if draining:
+            self._pool.drain_nodes(draining)
+
+
+def gcs_address_of_current_ray() -> str | None:
+    """The GCS address of the Ray cluster this process is connected to."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    address: Any = ray.get_runtime_context().gcs_address
+    return str(address) if address else None
