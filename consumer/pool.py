@@ -56,6 +56,8 @@ class Worker:
     state: WorkerState = WorkerState.DEPLOYING
     info: WorkerInfo | None = None
     ended_at: float | None = None
+    holding: tuple[tuple[str, int, int], ...] = ()
+    """The in-flight ledger: (topic, partition, offset) of the batch this worker holds."""
     ready_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -172,6 +174,7 @@ class WorkerPool:
 
     def release(self, worker: Worker) -> None:
         """Give a worker back after a batch; a draining or surplus one is stopped instead."""
+        worker.holding = ()
         if worker.state is WorkerState.DRAINING:
             self._end(worker, WorkerState.STOPPED)
             return

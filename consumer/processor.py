@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import time
 from collections.abc import Callable, Coroutine
@@ -82,6 +83,7 @@ class StreamProcessor:
         self._room = asyncio.Event()
         self._room.set()
         self._progress = asyncio.Event()  # set whenever a record or a task finishes
+        self._batch_ids = itertools.count(1)
         self._committed: dict[TopicPartition, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._routines: list[asyncio.Task[None]] = []
@@ -339,6 +341,10 @@ class StreamProcessor:
             log.error("batch task failed", error=repr(task.exception()))
 
     async def _batch_routine(self, items: list[Item]) -> None:
+        # Task-local context: every log line about this batch carries its id and offsets.
+        structlog.contextvars.bind_contextvars(
+            batch_id=next(self._batch_ids), offsets=_offset_ranges(items)
+        )
         limit = self.settings.max_smiles_length
         too_long = [i for i in items if len(i.molecule.smiles) > limit]
         outcomes = [
@@ -359,6 +365,7 @@ class StreamProcessor:
             if error is not None:
                 self.hooks.retry()
             worker = await self.pool.acquire()
+            worker.holding = tuple((i.tp.topic, i.tp.partition, i.offset) for i in items)
             for item in items:
                 item.attempts += 1
             started = self._clock()
@@ -384,7 +391,13 @@ class StreamProcessor:
                 self.pool.release(worker)
                 error = exc
                 failures += 1
-                log.warning("batch failed", worker=worker.name, size=len(items), error=str(exc))
+                log.warning(
+                    "batch failed",
+                    worker=worker.name,
+                    node=worker.node_id,
+                    size=len(items),
+                    error=str(exc),
+                )
                 continue
             self.pool.release(worker)
             elapsed = self._clock() - started
@@ -393,6 +406,7 @@ class StreamProcessor:
             self.hooks.batch(worker.name, len(items), elapsed)
             return [Outcome(i, r, worker) for i, r in zip(items, results, strict=True)]
         if len(items) > 1:
+            log.warning("splitting a failing batch", size=len(items), error=str(error))
             half = len(items) // 2
             parts = await asyncio.gather(
                 *(
@@ -559,6 +573,16 @@ class StreamProcessor:
             partitions=sorted(str(tp) for tp in revoked),
             dropped_undispatched=len(kept),
         )
+
+
+def _offset_ranges(items: list[Item]) -> dict[str, str]:
+    """``{"topic-partition": "first-last"}`` of a batch, for logs."""
+    spans: dict[str, tuple[int, int]] = {}
+    for item in items:
+        key = f"{item.tp.topic}-{item.tp.partition}"
+        low, high = spans.get(key, (item.offset, item.offset))
+        spans[key] = (min(low, item.offset), max(high, item.offset))
+    return {k: f"{lo}-{hi}" for k, (lo, hi) in spans.items()}
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -68,6 +68,22 @@ class LocalCluster:
         self._cluster.remove_node(node, allow_graceful=graceful)
         self.spot_nodes.remove(node)
 
+    def preempt_notice(self, node: Any, *, deadline_s: float = 30.0) -> None:
+        """Mark a node DRAINING as a Spot preemption notice does (it keeps running)."""
+        import time
+
+        import ray
+        from ray.core.generated import autoscaler_pb2
+
+        accepted, error = ray._raylet.GcsClient(address=self.address).drain_node(
+            node.node_id,
+            autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
+            "spot preemption notice",
+            int((time.time() + deadline_s) * 1000),
+        )
+        if not accepted:
+            raise RuntimeError(f"drain of node {node.node_id} refused: {error}")
+
     def stop(self) -> None:
         """Stop every process of this cluster; safe twice."""
         cluster, self._cluster = self._cluster, None
