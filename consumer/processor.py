@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -127,12 +127,15 @@ class StreamProcessor:
             bundle=self.pool.bundle,
             clock=clock,
         )
-        self.consumer = AIOKafkaConsumer(
-            **settings.client_kwargs(),
-            group_id=settings.group_id,
+        self.consumer = self._new_consumer()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            **self.settings.client_kwargs(),
+            group_id=self.settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=settings.max_in_flight,
+            max_poll_records=self.settings.max_in_flight,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -153,10 +156,8 @@ class StreamProcessor:
         # Ray installs signal handlers from the main thread only, so connect here, blocking.
         self._ray_owned = ray_runtime.connect(self.settings.ray_address, self.settings.ray_node_ip)
         await self.pool.start()
-        await self.output.start()
-        # Subscribe after start: start() then returns once connected, not after the first
-        # group join, which may take longer than a broker call should.
-        await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
+        await self._until_connected("producer", self.output.start)
+        await self._until_connected("consumer", self._start_consumer)
         self.consumer.subscribe([self.settings.input_topic], listener=_Rebalance(self))
         await self.autoscaler.start()
         self._routines = [
@@ -169,6 +170,35 @@ class StreamProcessor:
             group=self.settings.group_id,
             workers=self.pool.target,
         )
+
+    async def _start_consumer(self) -> None:
+        # Subscribe after start (by the caller): start() then returns once connected, not
+        # after the first group join, which may take longer than a broker call should.
+        self.consumer = self._new_consumer()
+        try:
+            await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
+        except BaseException:
+            await self.consumer.stop()
+            raise
+
+    async def _until_connected(self, what: str, connect: Callable[[], Awaitable[None]]) -> None:
+        """Retry ``connect`` with backoff while the broker is unreachable (logged, counted)."""
+        backoff_s = 0.5
+        while True:
+            try:
+                await connect()
+                return
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "broker unreachable, will retry",
+                    client=what,
+                    bootstrap_servers=self.settings.bootstrap_servers,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=backoff_s,
+                )
+                self.hooks.broker_error("connect")
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(30.0, backoff_s * 2)
 
     async def stop(self) -> None:
         """Graceful shutdown, in this order (each step bounded):
@@ -600,14 +630,29 @@ async def run_until_signal(settings: ConsumerSettings, hooks: Hooks | None = Non
     """Run a processor until SIGTERM or SIGINT, then shut it down gracefully."""
     # Join Ray first: ray.init installs its own SIGTERM handler (which aborts the process);
     # ours, installed next, replaces it so that SIGTERM means a graceful shutdown.
+    resolve_model_class(settings.model)  # a typo fails here, before Ray starts
     ray_owned = ray_runtime.connect(settings.ray_address, settings.ray_node_ip)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    processor = StreamProcessor(settings, hooks=hooks)
     try:
-        async with StreamProcessor(settings, hooks=hooks) as processor:
+        # A signal during start-up (e.g. while the broker is unreachable) stops it too.
+        starting = asyncio.create_task(processor.start())
+        signalled = asyncio.create_task(stop.wait())
+        await asyncio.wait([starting, signalled], return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        if not starting.done():
+            starting.cancel()  # start() cleans up after itself when cancelled
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return
+        starting.result()
+        try:
             await processor.run_until(stop)
+        finally:
+            await processor.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -72,12 +72,12 @@ class LocalCluster:
         """Mark a node DRAINING as a Spot preemption notice does (it keeps running)."""
         import time
 
-        import ray
-        from ray.core.generated import autoscaler_pb2
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]
+        from ray.core.generated.autoscaler_pb2 import DrainNodeReason  # type: ignore[attr-defined]
 
-        accepted, error = ray._raylet.GcsClient(address=self.address).drain_node(
+        accepted, error = GcsClient(address=self.address).drain_node(
             node.node_id,
-            autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
+            DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
             "spot preemption notice",
             int((time.time() + deadline_s) * 1000),
         )
