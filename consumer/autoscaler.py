@@ -17,7 +17,7 @@ from typing import Any, Self
 import structlog
 
 from consumer.hooks import Hooks
-from consumer.policy import PolicyConfig, PolicyState, ScalingContext, decide
+from consumer.policy import Ewma, PolicyConfig, PolicyState, ScalingContext, decide
 from consumer.pool import WorkerPool
 
 log = structlog.get_logger(__name__)
@@ -51,6 +51,7 @@ class Autoscaler:
         config: PolicyConfig,
         read_lag: LagReader,
         rate_per_worker: Callable[[], float | None],
+        completed: Callable[[], int],
         hooks: Hooks,
         interval_s: float,
         gcs_address: Callable[[], str | None],
@@ -61,6 +62,9 @@ class Autoscaler:
         self._config = config
         self._read_lag = read_lag
         self._rate = rate_per_worker
+        self._completed = completed
+        self._completed_rate = Ewma(alpha=0.3)
+        self._last_completed: tuple[float, int] | None = None
         self._hooks = hooks
         self._interval_s = interval_s
         self._gcs_address = gcs_address
@@ -105,11 +109,17 @@ class Autoscaler:
         lags = await self._read_lag()
         for (topic, partition), lag in lags.items():
             self._hooks.lag(topic, partition, lag)
+        now, done = self._clock(), self._completed()
+        if self._last_completed is not None and now > self._last_completed[0]:
+            then, done_then = self._last_completed
+            self._completed_rate.update((done - done_then) / (now - then))
+        self._last_completed = (now, done)
         ctx = ScalingContext(
-            now=self._clock(),
+            now=now,
             lag=sum(lags.values()),
             rate_per_worker=self._rate(),
             startup_s=self._pool.startup_s() or 0.0,
+            completed_per_s=self._completed_rate.value or 0.0,
         )
         previous = self.state.desired
         self.state = decide(ctx, self.state, self._config)

@@ -78,18 +78,7 @@ class Output:
         """Connect (bounded by the broker timeout)."""
         if self._producer is not None:
             return
-        producer = AIOKafkaProducer(
-            **self._kafka.client_kwargs(),
-            acks="all",
-            linger_ms=5,
-            max_batch_size=1 << 20,
-        )
-        try:
-            await asyncio.wait_for(producer.start(), self._kafka.broker_timeout_s)
-        except BaseException:
-            await producer.stop()
-            raise
-        self._producer = producer
+        self._producer = await self._kafka.started_producer(linger_ms=5, max_batch_size=1 << 20)
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect; safe twice."""

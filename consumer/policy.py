@@ -41,6 +41,8 @@ class ScalingContext:
     """Smoothed molecules/s of one busy worker; None before the first batch."""
     startup_s: float = 0.0
     """Smoothed time from deploying a worker to its being ready."""
+    completed_per_s: float = 0.0
+    """Smoothed records finished per second by the whole pool (what it absorbs now)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,8 @@ class PolicyState:
     proposed_at: float | None = None
 
 
-_TREND_SMOOTHING = 0.3
+TREND_TIME_CONSTANT_S = 10.0
+"""The lag trend forgets a sample after about this long; shorter amplifies a noisy lag."""
 
 
 def work_cap(lag: int, batch_size: int) -> int:
@@ -65,24 +68,38 @@ def work_cap(lag: int, batch_size: int) -> int:
 
 
 def wanted(ctx: ScalingContext, cfg: PolicyConfig, lag_trend: float) -> int:
-    """Workers the work calls for right now, before bounds and delays."""
-    if ctx.lag <= 0:
+    """Workers the work calls for right now, before bounds and delays.
+
+    The work is the backlog plus what the pool is absorbing as it drains; never more workers
+    than that work has batches. The need is the inflow (absorbed now plus the lag's growth)
+    plus the backlog spread over the drain time.
+    """
+    absorbing = max(ctx.completed_per_s, 0.0)
+    if ctx.lag <= 0 and absorbing <= 0:
         return 0
-    cap = work_cap(ctx.lag, cfg.batch_size)
+    arriving = min(absorbing * cfg.target_drain_s, 1e15)
+    cap = work_cap(math.ceil(ctx.lag + arriving), cfg.batch_size)
     if not ctx.rate_per_worker:
         return cap  # nothing measured yet: as many as there are batches, like the seed
     # Time left to drain once new workers are up; start-up eats into the target.
     drain_s = max(cfg.target_drain_s - ctx.startup_s, cfg.target_drain_s / 4)
-    need = ctx.lag / (ctx.rate_per_worker * drain_s) + max(lag_trend, 0.0) / ctx.rate_per_worker
-    return min(cap, math.ceil(need))
+    inflow = max(absorbing + lag_trend, 0.0)
+    need = (inflow + ctx.lag / drain_s) / ctx.rate_per_worker
+    if not math.isfinite(need) or need >= cap:
+        return cap
+    return max(1, math.ceil(need))
 
 
 def decide(ctx: ScalingContext, state: PolicyState, cfg: PolicyConfig) -> PolicyState:
     """The next state; ``.desired`` is how many workers the pool should have."""
     trend = state.lag_trend
     if state.lag is not None and state.at is not None and ctx.now > state.at:
-        sample = (ctx.lag - state.lag) / (ctx.now - state.at)
-        trend = (1 - _TREND_SMOOTHING) * trend + _TREND_SMOOTHING * sample
+        elapsed = ctx.now - state.at
+        sample = (ctx.lag - state.lag) / elapsed
+        weight = 1 - math.exp(-elapsed / TREND_TIME_CONSTANT_S)
+        trend = (1 - weight) * trend + weight * sample
+        if not math.isfinite(trend):
+            trend = state.lag_trend
     target = min(cfg.max_workers, max(cfg.min_workers, wanted(ctx, cfg, trend)))
     nxt = replace(state, lag=ctx.lag, at=ctx.now, lag_trend=trend)
     if target == state.desired:

@@ -108,6 +108,7 @@ class StreamProcessor:
             on_error=self.hooks.broker_error,
         )
         self._rate = Ewma()
+        self._completed = 0  # records done since start, for the pool's absorption rate
         self._lag_base: dict[TopicPartition, int] = {}
         self.autoscaler = Autoscaler(
             pool=self.pool,
@@ -121,6 +122,7 @@ class StreamProcessor:
             ),
             read_lag=self.lag,
             rate_per_worker=lambda: self._rate.value,
+            completed=lambda: self._completed,
             hooks=self.hooks,
             interval_s=settings.autoscale_interval_s,
             gcs_address=gcs_address_of_current_ray,
@@ -508,6 +510,7 @@ class StreamProcessor:
 
     def _done(self, tp: TopicPartition, offset: int) -> None:
         self._tracker.done(tp, offset)
+        self._completed += 1
         self._set_in_flight(self._in_flight - 1)
         self._progress.set()
 

@@ -41,13 +41,7 @@ class Publisher:
     async def start(self) -> None:
         """Connect; bounded by the broker timeout."""
         if self._producer is None:
-            producer = AIOKafkaProducer(**self._kafka.client_kwargs(), acks="all", linger_ms=5)
-            try:
-                await asyncio.wait_for(producer.start(), self._kafka.broker_timeout_s)
-            except BaseException:
-                await producer.stop()
-                raise
-            self._producer = producer
+            self._producer = await self._kafka.started_producer(linger_ms=5)
 
     async def stop(self) -> None:
         """Wait for every acknowledgement, then disconnect; safe twice."""

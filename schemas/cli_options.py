@@ -39,15 +39,16 @@ def _cli_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
     return str, {}
 
 
-def _describe(name: str, field: FieldInfo, env_prefix: str) -> str:
+def shown_default(field: FieldInfo) -> str:
+    """A field's default as ``--help`` and the README show it."""
     default = field.get_default(call_default_factory=True)
-    shown = (
-        "unset"
-        if default is None
-        else json.dumps(default)
-        if isinstance(default, dict)
-        else default
-    )
+    if default is None:
+        return "unset"
+    return json.dumps(default) if isinstance(default, dict) else str(default)
+
+
+def _describe(name: str, field: FieldInfo, env_prefix: str) -> str:
+    shown = shown_default(field)
     return f"{field.description or ''} [default: {shown}; env: {env_prefix}{name.upper()}]"
 
 

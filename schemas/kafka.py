@@ -6,8 +6,10 @@ the other.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal, Self
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,3 +69,14 @@ class KafkaSettings(BaseSettings):
             kwargs["sasl_plain_username"] = self.sasl_username
             kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return kwargs
+
+    async def started_producer(self, **options: Any) -> AIOKafkaProducer:
+        """A connected producer with acks=all (connecting bounded by ``broker_timeout_s``);
+        nothing is left open when connecting fails."""
+        producer = AIOKafkaProducer(**self.client_kwargs(), acks="all", **options)
+        try:
+            await asyncio.wait_for(producer.start(), self.broker_timeout_s)
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from consumer.settings import ConsumerSettings
+from schemas.cli_options import shown_default
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 
@@ -24,14 +24,7 @@ def test_every_option_is_documented_with_its_default(name: str) -> None:
     row = _row(f"MOLSTREAM_{name.upper()}")
     if name != "sasl_password":
         assert f"`--{name.replace('_', '-')}`" in row
-    default = field.get_default(call_default_factory=True)
-    shown = (
-        "unset"
-        if default is None
-        else json.dumps(default)
-        if isinstance(default, dict)
-        else str(default)
-    )
+    shown = shown_default(field)
     assert f"| {shown} |" in row, f"{name}: README default differs from {shown}"
 
 
