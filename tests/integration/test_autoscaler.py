@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -90,7 +91,8 @@ def autoscaling_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def spot_nodes_alive() -> int:
-    return sum(1 for n in ray.nodes() if n["Alive"] and n["Resources"].get(SPOT_RESOURCE, 0) > 0)
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return sum(1 for n in nodes if n["Alive"] and n["Resources"].get(SPOT_RESOURCE, 0) > 0)
 
 
 async def test_backlog_brings_nodes_and_an_empty_backlog_lets_them_go(
