@@ -44,14 +44,13 @@ class EmbeddedBroker:
         self,
         *,
         port: int = 0,
-        cert_file: Path | None = None,
-        key_file: Path | None = None,
+        advertised_port: int | None = None,
         start_timeout_s: float = 20.0,
         log_file: Path | None = None,
     ) -> None:
         self.port = port or free_port()
-        self._cert_file = cert_file
-        self._key_file = key_file
+        # Clients are told this port; a TLS terminator in front of the broker listens there.
+        self._advertised_port = advertised_port or self.port
         self._start_timeout_s = start_timeout_s
         self._log_file = log_file
         self._proc: subprocess.Popen[bytes] | None = None
@@ -59,7 +58,7 @@ class EmbeddedBroker:
     @property
     def bootstrap_servers(self) -> str:
         """The address clients connect to."""
-        return f"{HOST}:{self.port}"
+        return f"{HOST}:{self._advertised_port}"
 
     @property
     def pid(self) -> int | None:
@@ -69,19 +68,17 @@ class EmbeddedBroker:
     def command(self) -> list[str]:
         """The command line that starts the broker."""
         url = f"tcp://{HOST}:{self.port}"
-        cmd = [
+        advertised = f"tcp://{HOST}:{self._advertised_port}"
+        return [
             broker_binary(),
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ]
-        if self._cert_file and self._key_file:
-            cmd += ["--cert", str(self._cert_file), "--key", str(self._key_file)]
-        return cmd
 
     def start(self) -> None:
         """Start the broker and wait until it accepts connections."""

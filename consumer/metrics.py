@@ -10,6 +10,8 @@ from schemas import Status
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 POOL_STATES = ("deploying", "ready", "busy", "draining")
+DEAD_LETTER_STAGES = ("decode", "predict")
+FAILURE_REASONS = ("died", "preempted", "timeout", "ray_error", "start_failed")
 
 
 class PrometheusHooks(Hooks):
@@ -80,8 +82,13 @@ class PrometheusHooks(Hooks):
         )
         for state in POOL_STATES:
             self.pool_workers.labels(state)
+        # Series exist from the start, so dashboards show 0 rather than "no data".
         for status in Status:
             self.predictions_total.labels(status.value)
+        for stage in DEAD_LETTER_STAGES:
+            self.dead_letters_total.labels(stage)
+        for reason in FAILURE_REASONS:
+            self.worker_failures_total.labels(reason)
         self._worker_seconds_seen = 0.0
 
     def consumed(self, count: int) -> None:

@@ -176,11 +176,11 @@ class StreamProcessor:
     async def _start_consumer(self) -> None:
         # Subscribe after start (by the caller): start() then returns once connected, not
         # after the first group join, which may take longer than a broker call should.
-        self.consumer = self._new_consumer()
         try:
             await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
         except BaseException:
             await self.consumer.stop()
+            self.consumer = self._new_consumer()  # a stopped client cannot start again
             raise
 
     async def _until_connected(self, what: str, connect: Callable[[], Awaitable[None]]) -> None:
@@ -375,7 +375,7 @@ class StreamProcessor:
     async def _batch_routine(self, items: list[Item]) -> None:
         # Task-local context: every log line about this batch carries its id and offsets.
         structlog.contextvars.bind_contextvars(
-            batch_id=next(self._batch_ids), offsets=_offset_ranges(items)
+            batch_id=str(next(self._batch_ids)), offsets=_offset_ranges(items)
         )
         limit = self.settings.max_smiles_length
         too_long = [i for i in items if len(i.molecule.smiles) > limit]
@@ -387,6 +387,14 @@ class StreamProcessor:
         if to_model:
             outcomes += await self._infer(to_model, self.settings.max_attempts)
         await self._publish(outcomes)
+
+    async def _infer_part(self, items: list[Item], suffix: str, attempts: int) -> list[Outcome]:
+        # Runs in its own task (gather): the sub-batch's log context stays its own.
+        parent = structlog.contextvars.get_contextvars().get("batch_id", "")
+        structlog.contextvars.bind_contextvars(
+            batch_id=f"{parent}{suffix}", offsets=_offset_ranges(items)
+        )
+        return await self._infer(items, attempts)
 
     async def _infer(self, items: list[Item], attempts: int) -> list[Outcome]:
         """Run ``items`` on a worker, up to ``attempts`` times; then split to isolate a bad
@@ -442,8 +450,10 @@ class StreamProcessor:
             half = len(items) // 2
             parts = await asyncio.gather(
                 *(
-                    self._infer(p, 1 if len(p) > 1 else self.settings.max_attempts)
-                    for p in (items[:half], items[half:])
+                    self._infer_part(
+                        part, f"{suffix}", 1 if len(part) > 1 else self.settings.max_attempts
+                    )
+                    for suffix, part in (("a", items[:half]), ("b", items[half:]))
                 )
             )
             return parts[0] + parts[1]

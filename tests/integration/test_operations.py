@@ -1,0 +1,380 @@
+"""Operations: Prometheus end to end, TLS to the broker, structured logs. Real broker, real Ray,
+real Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiokafka.errors import KafkaError
+from prometheus_client import start_http_server
+
+from consumer.devbroker import EmbeddedBroker, free_port
+from consumer.metrics import PrometheusHooks
+from consumer.processor import StreamProcessor
+from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.settings import ConsumerSettings
+from producer.publisher import Publisher
+from producer.results import read_predictions
+from schemas import MOLECULE_CODEC, DecodeError, Molecule
+from schemas.kafka import KafkaSettings
+from tests.deploy_exprs import (
+    ALERTS,
+    REPO_ROOT,
+    alert_expressions,
+    dashboard_expressions,
+    dashboard_panels,
+    load_dashboard,
+)
+from tests.integration.kafka_helpers import (
+    OutputWatcher,
+    consume_command,
+    publish_raw,
+    wait_until,
+)
+from tests.integration.prometheus_server import PROMTOOL, PrometheusServer, tool
+from tests.integration.tls_proxy import TlsTerminator
+from tests.plugins import RAISE_MARKER
+
+pytestmark = pytest.mark.integration
+
+
+def molecules(count: int, prefix: str = "m") -> list[Molecule]:
+    return [Molecule(id=f"{prefix}{i}", smiles="C" * (1 + i % 30)) for i in range(count)]
+
+
+def settings_for(bootstrap: str, cluster: LocalCluster, **overrides: object) -> ConsumerSettings:
+    base: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "ray_address": cluster.address,
+        "worker_resources": {SPOT_RESOURCE: 1},
+        "min_workers": 1,
+        "max_workers": 1,
+        "model": "synthetic",
+        "commit_interval_s": 0.2,
+        "batch_size": 32,
+    }
+    return ConsumerSettings(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+# -- Prometheus ----------------------------------------------------------------------------
+
+# Panels that a healthy run must fill: each of their queries returns at least one series.
+PANELS_WITH_DATA = ("Throughput", "Lag per partition", "Pool by state vs desired")
+
+
+def panel_expressions(title: str) -> list[str]:
+    panels = [p for p in dashboard_panels(load_dashboard()) if p.get("title") == title]
+    assert len(panels) == 1, f"one dashboard panel titled {title!r}"
+    return [str(t.get("expr", "")).strip() for t in panels[0].get("targets", [])]
+
+
+async def eventually(
+    check: Callable[[], object], timeout_s: float, message: str, poll_s: float = 1.0
+) -> None:
+    """Retry a blocking ``check`` (raising AssertionError) in a thread until it passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await asyncio.to_thread(check)
+            return
+        except AssertionError as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s:g} s: {message}: {exc}") from exc
+        await asyncio.sleep(poll_s)
+
+
+def evaluate_everything(prom: PrometheusServer) -> dict[str, list[dict[str, Any]]]:
+    """Every dashboard and alert expression, evaluated (raises on any Prometheus error)."""
+    exprs = dashboard_expressions() + alert_expressions()
+    assert all(exprs), "every target and rule has an expression"
+    return {expr: prom.query(expr) for expr in exprs}
+
+
+def assert_panels_have_data(results: dict[str, list[dict[str, Any]]]) -> None:
+    for title in PANELS_WITH_DATA:
+        for expr in panel_expressions(title):
+            assert results[expr], f"panel {title!r}: {expr} returned no series"
+    throughput = panel_expressions("Throughput")[0]
+    assert float(results[throughput][0]["value"][1]) > 0, f"{throughput} is 0"
+    desired = results["molstream_pool_desired_workers"]
+    assert float(desired[0]["value"][1]) >= 1, desired
+
+
+def assert_rules_healthy(prom: PrometheusServer) -> None:
+    rules = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
+    assert len(rules) == len(alert_expressions())
+    for rule in rules:
+        assert rule["health"] == "ok", (rule["name"], rule["health"], rule.get("lastError"))
+
+
+def test_promtool_accepts_the_deployed_config_and_rules() -> None:
+    for args in (
+        ["check", "config", "deploy/prometheus/prometheus.yml"],
+        ["check", "rules", "deploy/prometheus/alerts.yml"],
+    ):
+        done = subprocess.run(
+            [tool(PROMTOOL), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}{done.stderr}"
+
+
+async def test_every_dashboard_and_alert_query_evaluates_on_a_live_run(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    ray_cluster.add_spot_node()
+    inputs = molecules(3000)
+    hooks = PrometheusHooks()
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=hooks.registry)
+    settings = settings_for(
+        broker.bootstrap_servers,
+        ray_cluster,
+        group_id="prom-test",
+        model_option={"per_molecule_ms": "2"},
+    )
+    # Paced at 150/s: 20 s of input, so the run lasts that long at any worker speed.
+    paced = Publisher(
+        KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
+        topic="molecules",
+        rate_per_s=150,
+    )
+    try:
+        with PrometheusServer(tmp_path / "prometheus", [f"127.0.0.1:{port}"], [ALERTS]) as prom:
+            async with (
+                OutputWatcher(broker.bootstrap_servers) as out,
+                paced,
+                StreamProcessor(settings, hooks=hooks),
+            ):
+                started = time.monotonic()
+                producing = asyncio.create_task(paced.publish_all(inputs))
+                await eventually(
+                    lambda: assert_panels_have_data(evaluate_everything(prom)),
+                    90,
+                    "throughput, lag and pool panels while the run goes on",
+                )
+                assert not producing.done(), "queried while molecules were still arriving"
+                await producing
+                await wait_until(lambda: len(out.ids) >= len(inputs), 180, "every prediction")
+                took = time.monotonic() - started
+            # After the run: Prometheus saw all of it, and every query still evaluates.
+            await eventually(
+                lambda: assert_final_counts(prom, len(inputs)), 30, "final counters scraped"
+            )
+            results = await asyncio.to_thread(evaluate_everything, prom)
+            assert_panels_have_data(results)
+            print("expressions without data:", [e for e, r in results.items() if not r])
+            await eventually(lambda: assert_rules_healthy(prom), 30, "alert rules evaluated")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert set(out.ids) == {m.id for m in inputs}
+    assert took >= 15, took
+    print(f"prometheus run: {took:.1f} s")
+
+
+def assert_final_counts(prom: PrometheusServer, count: int) -> None:
+    consumed = prom.query("sum(molstream_messages_consumed_total)")
+    ok = prom.query('sum(molstream_predictions_total{status="OK"})')
+    assert consumed and float(consumed[0]["value"][1]) >= count, consumed
+    assert ok and float(ok[0]["value"][1]) >= count, ok
+    assert prom.query('up{job="molstream-test"} == 1'), "the consumer target is up"
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+
+async def test_tls_end_to_end(ray_cluster: LocalCluster, tmp_path: Path) -> None:
+    """Producer, consumer and reader all speak TLS, verified against a test CA; see
+    tests/integration/tls_proxy.py for why TLS is terminated in front of the broker."""
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1", "localhost")
+    cafile, certfile, keyfile = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    server_cert.cert_chain_pems[0].write_to_path(str(certfile))
+    server_cert.private_key_pem.write_to_path(str(keyfile))
+    tls_port = free_port()
+    with EmbeddedBroker(advertised_port=tls_port, log_file=tmp_path / "broker.log") as broker:
+        async with TlsTerminator(
+            port=tls_port, upstream_port=broker.port, cert=certfile, key=keyfile
+        ):
+            tls = KafkaSettings(
+                bootstrap_servers=broker.bootstrap_servers,
+                security_protocol="SSL",
+                ssl_cafile=str(cafile),
+            )
+            plain = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, broker_timeout_s=3)
+            asked = time.monotonic()
+            with pytest.raises((KafkaError, TimeoutError)):
+                await Publisher(plain, topic="molecules").start()
+            assert time.monotonic() - asked < 10, "a plaintext client fails within its timeout"
+
+            inputs = molecules(300)
+            async with Publisher(tls, topic="molecules") as pub:
+                await pub.publish_all(inputs)
+            ray_cluster.add_spot_node()
+            settings = settings_for(
+                broker.bootstrap_servers,
+                ray_cluster,
+                group_id="tls-test",
+                security_protocol="SSL",
+                ssl_cafile=str(cafile),
+            )
+            ids: set[str] = set()
+            async with StreamProcessor(settings), asyncio.timeout(180):
+                async for p in read_predictions(
+                    tls, topic="predictions", max_count=len(inputs), timeout_s=120
+                ):
+                    assert not isinstance(p, DecodeError), p
+                    ids.add(p.id)
+    assert ids == {m.id for m in inputs}
+
+
+# -- Logs ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ConsumerRun:
+    """What ``molstream consume --log-format json`` printed during a short run."""
+
+    returncode: int
+    stderr: list[str]
+    stdout: list[str]
+    records: list[dict[str, Any]]  # stderr lines that are JSON objects
+    other: list[str]  # stderr lines that are not
+
+
+BAD_RECORDS = 5
+Raw = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
+
+
+@contextmanager
+def consumer_process(
+    argv: list[str], stdout: Path, stderr: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` with its output in files; killed by pid if the test leaves it running."""
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO_ROOT)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def run_consumer(broker: EmbeddedBroker, cluster: LocalCluster, workdir: Path) -> ConsumerRun:
+    inputs = molecules(500)
+    poison = Molecule(id="raise-1", smiles=RAISE_MARKER)  # for lines about failed batches
+    good: list[Raw] = [(m.id.encode(), MOLECULE_CODEC.encode(m), []) for m in [*inputs, poison]]
+    bad: list[Raw] = [(f"bad-{i}".encode(), b"\x00\x01not avro", []) for i in range(BAD_RECORDS)]
+    await publish_raw(broker.bootstrap_servers, "molecules", good[:100] + bad + good[100:])
+    argv = consume_command(
+        broker.bootstrap_servers,
+        cluster.address,
+        *("--model", "tests.plugins:KillerModel", "--max-workers", "1"),
+        *("--group-id", "logs-test", "--commit-interval-s", "0.2"),
+    )
+    err_path, out_path = workdir / "stderr.log", workdir / "stdout.log"
+    async with OutputWatcher(broker.bootstrap_servers) as out:
+        with consumer_process(argv, out_path, err_path) as proc:
+            await wait_until(lambda: len(out.ids) >= len(inputs) + 1, 180, "predictions")
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, 60)
+    stderr = err_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    parsed: list[dict[str, Any]] = []
+    other: list[str] = []
+    for line in stderr:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            other.append(line)
+            continue
+        if isinstance(value, dict):
+            parsed.append(value)
+        else:
+            other.append(line)
+    stdout = out_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return ConsumerRun(code, stderr, stdout, parsed, other)
+
+
+@pytest.fixture(scope="module")
+def consumer_run(tmp_path_factory: pytest.TempPathFactory) -> ConsumerRun:
+    """One short ``molstream consume`` run shared by the log tests; everything it started is
+    stopped before the tests look at its output."""
+    with EmbeddedBroker() as broker, LocalCluster() as cluster:
+        cluster.add_spot_node()
+        return asyncio.run(run_consumer(broker, cluster, tmp_path_factory.mktemp("logs")))
+
+
+def test_every_stderr_line_of_the_consumer_is_json(consumer_run: ConsumerRun) -> None:
+    assert consumer_run.returncode == 0
+    assert consumer_run.records, "the consumer logged"
+    assert not consumer_run.stdout, "logs go to stderr, stdout stays empty"
+    assert not consumer_run.other, (
+        f"{len(consumer_run.other)} of {len(consumer_run.stderr)} stderr lines are not JSON "
+        f"objects:\n" + "\n".join(consumer_run.other[:20])
+    )
+
+
+def test_stdlib_log_records_become_json_lines_too() -> None:
+    probe = (
+        "import logging; from consumer.logs import configure_logging; "
+        "configure_logging('json'); logging.getLogger('aiokafka').warning('probe %d', 1)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines, "the warning was printed"
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"not JSON: {line!r}") from None
+        assert record["level"] == "warning" and "probe 1" in record["event"], record
+        assert "timestamp" in record, record
+
+
+def test_lines_about_records_and_workers_carry_their_context(consumer_run: ConsumerRun) -> None:
+    records = consumer_run.records
+    for r in records:
+        assert {"level", "timestamp", "event"} <= r.keys(), r
+        assert datetime.fromisoformat(r["timestamp"]).utcoffset() is not None, r
+    undecodable = [r for r in records if r["event"] == "undecodable record"]
+    assert len(undecodable) == BAD_RECORDS
+    for r in undecodable:
+        assert r["level"] == "warning"
+        assert r["topic"] == "molecules", r
+        assert isinstance(r["partition"], int) and isinstance(r["offset"], int), r
+    assert len({(r["partition"], r["offset"]) for r in undecodable}) == BAD_RECORDS
+    workers = [r for r in records if str(r["event"]).startswith("worker ")]
+    assert any(r["event"] == "worker ready" for r in workers), records
+    naming = workers + [r for r in records if "worker" in r]
+    missing = [r for r in naming if not r.get("worker") or not r.get("node")]
+    assert not missing, f"lines about workers without worker and node: {missing[:5]}"
+
+
+def test_a_clean_run_logs_no_error(consumer_run: ConsumerRun) -> None:
+    errors = [r for r in consumer_run.records if r["level"] in ("error", "critical")]
+    assert not errors, errors
+
+
+def test_lines_about_batches_carry_a_batch_id(consumer_run: ConsumerRun) -> None:
+    batches = [r for r in consumer_run.records if "batch" in str(r["event"])]
+    assert batches, "the failing batch was logged"
+    assert all(r.get("batch_id") for r in batches), batches[:5]
