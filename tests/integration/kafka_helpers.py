@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from consumer.raycluster import SPOT_RESOURCE
+from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions
 from schemas import DecodeError, Molecule, Prediction
@@ -166,3 +168,23 @@ def consume_command(bootstrap: str, ray_address: str, *extra: str) -> list[str]:
         "json",
         *extra,
     ]
+
+
+def synthetic_molecules(count: int, prefix: str = "m") -> list[Molecule]:
+    """Distinct ids, short valid SMILES."""
+    return [Molecule(id=f"{prefix}{i}", smiles="C" * (1 + i % 30)) for i in range(count)]
+
+
+def consumer_settings(bootstrap: str, ray_address: str, **overrides: object) -> ConsumerSettings:
+    """Consumer settings for a test cluster's Spot nodes and the synthetic model; fast
+    commits and scaling ticks. Overrides win."""
+    base: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "ray_address": ray_address,
+        "worker_resources": {SPOT_RESOURCE: 1},
+        "model": "synthetic",
+        "batch_size": 32,
+        "commit_interval_s": 0.2,
+        "autoscale_interval_s": 0.5,
+    }
+    return ConsumerSettings(**{**base, **overrides})  # type: ignore[arg-type]

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
-from consumer.devbroker import HOST, free_port
+from consumer.localserver import HOST, LocalServer, free_port
 
 BINARY = "prometheus"
 PROMTOOL = "promtool"
@@ -43,8 +40,10 @@ class PrometheusError(RuntimeError):
     """Prometheus answered an API call with an error (a bad query, for instance)."""
 
 
-class PrometheusServer:
+class PrometheusServer(LocalServer):
     """``prometheus`` scraping ``targets`` (host:port) each second, evaluating ``rule_files``."""
+
+    name = "prometheus"
 
     def __init__(
         self,
@@ -54,20 +53,17 @@ class PrometheusServer:
         *,
         start_timeout_s: float = 30.0,
     ) -> None:
+        super().__init__(
+            log_file=workdir / "prometheus.log", start_timeout_s=start_timeout_s, stop_timeout_s=10
+        )
         self.workdir = workdir
         self.targets = list(targets)
         self.rule_files = list(rule_files)
         self.port = free_port()
-        self._start_timeout_s = start_timeout_s
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-    @property
-    def log_file(self) -> Path:
-        return self.workdir / "prometheus.log"
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -100,46 +96,13 @@ class PrometheusServer:
             f"--web.listen-address={HOST}:{self.port}",
         ]
 
-    def start(self) -> None:
-        """Start Prometheus and wait until ``/-/ready`` answers 200."""
-        if self._proc is not None:
-            return
-        command = self.command()
-        with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self._start_timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                self._proc = None
-                raise RuntimeError(f"prometheus exited with {code}: {self._log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"prometheus not ready in {self._start_timeout_s:g} s")
-
-    def stop(self) -> None:
-        """Terminate the process we started (by pid), kill it after a timeout, reap it."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
+    def ready(self) -> bool:
+        """``/-/ready`` answers 200."""
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def _log_tail(self, chars: int = 2000) -> str:
-        try:
-            return self.log_file.read_text(encoding="utf-8", errors="replace")[-chars:]
-        except OSError:
-            return ""
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def api(self, path: str, **params: str) -> Any:
         """GET ``/api/v1/<path>``; returns ``data`` or raises :class:`PrometheusError`."""
@@ -161,15 +124,3 @@ class PrometheusServer:
             return [{"metric": {}, "value": result}]
         assert isinstance(result, list)
         return result
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -12,7 +12,8 @@ import psutil
 import pytest
 import ray
 
-from consumer.devbroker import EmbeddedBroker, free_port
+from consumer.devbroker import EmbeddedBroker
+from consumer.localserver import free_port
 from consumer.processor import StreamProcessor
 from consumer.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings

@@ -12,10 +12,16 @@ from consumer.devbroker import EmbeddedBroker
 from consumer.hooks import Hooks
 from consumer.pool import WorkerState
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
-from schemas import Molecule, Status
-from tests.integration.kafka_helpers import OutputWatcher, publish, wait_until
+from schemas import Status
+from tests.integration.kafka_helpers import (
+    OutputWatcher,
+    consumer_settings,
+    publish,
+    synthetic_molecules,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,31 +41,20 @@ class Timeline(Hooks):
         self.by_worker[worker] += 1
 
 
-def molecules(count: int) -> list[Molecule]:
-    return [Molecule(id=f"e{i}", smiles="C" * (1 + i % 20)) for i in range(count)]
-
-
 def settings_for(
     broker: EmbeddedBroker, cluster: LocalCluster, **overrides: object
 ) -> ConsumerSettings:
-    base: dict[str, object] = {
-        "bootstrap_servers": broker.bootstrap_servers,
-        "ray_address": cluster.address,
-        "worker_resources": {SPOT_RESOURCE: 1},
-        "model": "synthetic",
+    defaults: dict[str, object] = {
         "model_option": {"per_molecule_ms": "2"},
-        "batch_size": 32,
         "group_id": "elastic-test",
-        "commit_interval_s": 0.2,
-        "autoscale_interval_s": 0.5,
     }
-    return ConsumerSettings(**{**base, **overrides})  # type: ignore[arg-type]
+    return consumer_settings(broker.bootstrap_servers, cluster.address, **{**defaults, **overrides})
 
 
 async def test_work_starts_on_the_first_node_and_spreads_to_the_next(
     broker: EmbeddedBroker, ray_cluster: LocalCluster
 ) -> None:
-    inputs = molecules(4000)
+    inputs = synthetic_molecules(4000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     timeline = Timeline()
     settings = settings_for(broker, ray_cluster, min_workers=2, max_workers=2)
@@ -88,7 +83,7 @@ async def test_a_draining_node_gets_no_new_batch_and_loses_nothing(
     broker: EmbeddedBroker, ray_cluster: LocalCluster
 ) -> None:
     nodes = [ray_cluster.add_spot_node() for _ in range(2)]
-    inputs = molecules(5000)
+    inputs = synthetic_molecules(5000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     timeline = Timeline()
     settings = settings_for(broker, ray_cluster, min_workers=2, max_workers=2)

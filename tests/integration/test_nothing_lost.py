@@ -15,15 +15,17 @@ import pytest
 
 from consumer.devbroker import EmbeddedBroker
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, Molecule, Status
 from tests.integration.kafka_helpers import (
     OutputWatcher,
     consume_command,
+    consumer_settings,
     publish,
     publish_raw,
     read_raw,
+    synthetic_molecules,
     wait_until,
 )
 from tests.plugins import KILL_MARKER, RAISE_MARKER
@@ -31,26 +33,11 @@ from tests.plugins import KILL_MARKER, RAISE_MARKER
 pytestmark = pytest.mark.integration
 
 
-def molecules(count: int, prefix: str = "m") -> list[Molecule]:
-    """Distinct ids, valid SMILES."""
-    return [Molecule(id=f"{prefix}{i}", smiles="C" * (1 + i % 30)) for i in range(count)]
-
-
 def settings_for(
     broker: EmbeddedBroker, cluster: LocalCluster, **overrides: object
 ) -> ConsumerSettings:
-    base: dict[str, object] = {
-        "bootstrap_servers": broker.bootstrap_servers,
-        "ray_address": cluster.address,
-        "worker_resources": {SPOT_RESOURCE: 1},
-        "min_workers": 1,
-        "max_workers": 2,
-        "model": "synthetic",
-        "commit_interval_s": 0.2,
-        "group_id": "lost-test",
-        "batch_size": 32,
-    }
-    return ConsumerSettings(**{**base, **overrides})  # type: ignore[arg-type]
+    defaults: dict[str, object] = {"min_workers": 1, "max_workers": 2, "group_id": "lost-test"}
+    return consumer_settings(broker.bootstrap_servers, cluster.address, **{**defaults, **overrides})
 
 
 async def test_poison_molecules_fail_alone_and_the_pool_survives(
@@ -58,7 +45,7 @@ async def test_poison_molecules_fail_alone_and_the_pool_survives(
 ) -> None:
     for _ in range(2):
         ray_cluster.add_spot_node()
-    good = molecules(400)
+    good = synthetic_molecules(400)
     poison = [
         Molecule(id="kill-1", smiles=KILL_MARKER),
         Molecule(id="kill-2", smiles=KILL_MARKER),
@@ -91,7 +78,7 @@ async def test_undecodable_records_become_dead_letters_byte_for_byte(
     broker: EmbeddedBroker, ray_cluster: LocalCluster
 ) -> None:
     ray_cluster.add_spot_node()
-    valid = molecules(1000)
+    valid = synthetic_molecules(1000)
     good_value = MOLECULE_CODEC.encode(valid[0])
     bad_values: list[bytes | None] = [
         b"",  # empty
@@ -141,7 +128,7 @@ async def test_a_node_lost_mid_stream_loses_nothing(
     broker: EmbeddedBroker, ray_cluster: LocalCluster
 ) -> None:
     nodes = [ray_cluster.add_spot_node() for _ in range(2)]
-    inputs = molecules(3000)
+    inputs = synthetic_molecules(3000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     settings = settings_for(broker, ray_cluster, model_option={"per_molecule_ms": "3"})
     async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(settings):
@@ -156,7 +143,7 @@ async def test_a_consumer_joining_and_leaving_loses_nothing(
 ) -> None:
     for _ in range(2):
         ray_cluster.add_spot_node()
-    inputs = molecules(6000)
+    inputs = synthetic_molecules(6000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     one = settings_for(broker, ray_cluster, max_workers=1, model_option={"per_molecule_ms": "2"})
     async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(one):
@@ -171,7 +158,7 @@ async def test_a_frozen_broker_loses_nothing_and_the_consumer_lives(
     broker: EmbeddedBroker, ray_cluster: LocalCluster
 ) -> None:
     ray_cluster.add_spot_node()
-    inputs = molecules(4000)
+    inputs = synthetic_molecules(4000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     settings = settings_for(
         broker,
@@ -222,7 +209,7 @@ async def test_kill_9_three_times_loses_nothing(
 ) -> None:
     for _ in range(2):
         ray_cluster.add_spot_node()
-    inputs = molecules(10_000)
+    inputs = synthetic_molecules(10_000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     max_in_flight = 500
     argv = consume_command(
@@ -258,7 +245,7 @@ async def test_sigterm_then_restart_has_no_duplicates(
 ) -> None:
     for _ in range(2):
         ray_cluster.add_spot_node()
-    inputs = molecules(6000)
+    inputs = synthetic_molecules(6000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     shutdown_timeout_s = 10
     argv = consume_command(

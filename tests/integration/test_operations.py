@@ -21,10 +21,11 @@ import trustme
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
-from consumer.devbroker import EmbeddedBroker, free_port
+from consumer.devbroker import EmbeddedBroker
+from consumer.localserver import free_port
 from consumer.metrics import PrometheusHooks
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions
@@ -41,7 +42,9 @@ from tests.deploy_exprs import (
 from tests.integration.kafka_helpers import (
     OutputWatcher,
     consume_command,
+    consumer_settings,
     publish_raw,
+    synthetic_molecules,
     wait_until,
 )
 from tests.integration.prometheus_server import PROMTOOL, PrometheusServer, tool
@@ -51,22 +54,10 @@ from tests.plugins import RAISE_MARKER
 pytestmark = pytest.mark.integration
 
 
-def molecules(count: int, prefix: str = "m") -> list[Molecule]:
-    return [Molecule(id=f"{prefix}{i}", smiles="C" * (1 + i % 30)) for i in range(count)]
-
-
 def settings_for(bootstrap: str, cluster: LocalCluster, **overrides: object) -> ConsumerSettings:
-    base: dict[str, object] = {
-        "bootstrap_servers": bootstrap,
-        "ray_address": cluster.address,
-        "worker_resources": {SPOT_RESOURCE: 1},
-        "min_workers": 1,
-        "max_workers": 1,
-        "model": "synthetic",
-        "commit_interval_s": 0.2,
-        "batch_size": 32,
-    }
-    return ConsumerSettings(**{**base, **overrides})  # type: ignore[arg-type]
+    return consumer_settings(
+        bootstrap, cluster.address, **{"min_workers": 1, "max_workers": 1, **overrides}
+    )
 
 
 # -- Prometheus ----------------------------------------------------------------------------
@@ -135,7 +126,7 @@ async def test_every_dashboard_and_alert_query_evaluates_on_a_live_run(
     broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: Path
 ) -> None:
     ray_cluster.add_spot_node()
-    inputs = molecules(3000)
+    inputs = synthetic_molecules(3000)
     hooks = PrometheusHooks()
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=hooks.registry)
@@ -222,7 +213,7 @@ async def test_tls_end_to_end(ray_cluster: LocalCluster, tmp_path: Path) -> None
                 await Publisher(plain, topic="molecules").start()
             assert time.monotonic() - asked < 10, "a plaintext client fails within its timeout"
 
-            inputs = molecules(300)
+            inputs = synthetic_molecules(300)
             async with Publisher(tls, topic="molecules") as pub:
                 await pub.publish_all(inputs)
             ray_cluster.add_spot_node()
@@ -277,7 +268,7 @@ def consumer_process(
 
 
 async def run_consumer(broker: EmbeddedBroker, cluster: LocalCluster, workdir: Path) -> ConsumerRun:
-    inputs = molecules(500)
+    inputs = synthetic_molecules(500)
     poison = Molecule(id="raise-1", smiles=RAISE_MARKER)  # for lines about failed batches
     good: list[Raw] = [(m.id.encode(), MOLECULE_CODEC.encode(m), []) for m in [*inputs, poison]]
     bad: list[Raw] = [(f"bad-{i}".encode(), b"\x00\x01not avro", []) for i in range(BAD_RECORDS)]
