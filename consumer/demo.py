@@ -23,7 +23,7 @@ from schemas import Status
 
 
 def nci_molecules_path() -> Path:
-    """The 5,000 NCI molecules that ship with RDKit."""
+    """The NCI molecules that ship with RDKit (4,999 in first_5K.smi)."""
     from rdkit import RDConfig
 
     return Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
@@ -131,6 +131,7 @@ async def run_demo(
                     live.update(_render(counts, len(lines), arrived, processor))
                     await asyncio.sleep(0.2)
                 live.update(_render(counts, len(lines), arrived, processor))
+            console.print()
         await publish.wait()
     elapsed = time.monotonic() - counts.started
     summary = DemoSummary(len(lines), counts, elapsed, counts.done == len(lines))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 
 from consumer.models import ModelResult
 from schemas import Status
 
 KILL_MARKER = "KILL"
 RAISE_MARKER = "RAISE"
+HANG_MARKER = "HANG"
 
 
 class KillerModel:
-    """Kills its own worker process on the marker molecule; raises on another marker."""
+    """Kills its own worker process on one marker molecule, raises on another, hangs on a
+    third (as a model stuck in a native call would)."""
 
     name = "killer"
     version = "1"
@@ -23,4 +26,6 @@ class KillerModel:
             os._exit(1)  # the worker process dies, as a segfaulting model would
         if RAISE_MARKER in smiles:
             raise ValueError("the model cannot handle this molecule")
+        if HANG_MARKER in smiles:
+            time.sleep(3600)
         return [ModelResult(Status.OK, {"length": float(len(s))}) for s in smiles]

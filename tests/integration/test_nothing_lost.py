@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager, contextmanager
 import pytest
 
 from consumer.devbroker import EmbeddedBroker
+from consumer.hooks import Hooks
+from consumer.pool import WorkerState
 from consumer.processor import StreamProcessor
 from consumer.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
@@ -28,7 +30,7 @@ from tests.integration.kafka_helpers import (
     synthetic_molecules,
     wait_until,
 )
-from tests.plugins import KILL_MARKER, RAISE_MARKER
+from tests.plugins import HANG_MARKER, KILL_MARKER, RAISE_MARKER
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +74,43 @@ async def test_poison_molecules_fail_alone_and_the_pool_survives(
         assert int(headers["molstream.error.attempts"]) >= settings.max_attempts
         original = MOLECULE_CODEC.decode(record.value)  # type: ignore[attr-defined]
         assert original.smiles in (KILL_MARKER, RAISE_MARKER)
+
+
+async def test_a_worker_that_hangs_is_killed_and_replaced(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    for _ in range(2):
+        ray_cluster.add_spot_node()
+    good = synthetic_molecules(60)
+    hung = Molecule(id="hang-1", smiles=HANG_MARKER)
+    inputs = [*good[:30], hung, *good[30:]]
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    failures: list[str] = []
+
+    class Failures(Hooks):
+        def worker_failure(self, reason: str) -> None:
+            failures.append(reason)
+
+    settings = settings_for(
+        broker,
+        ray_cluster,
+        model="tests.plugins:KillerModel",
+        batch_size=4,
+        max_attempts=2,
+        batch_timeout_s=2,
+    )
+    async with (
+        OutputWatcher(broker.bootstrap_servers) as out,
+        StreamProcessor(settings, hooks=Failures()) as proc,
+    ):
+        await wait_until(lambda: len(out.ids) >= len(inputs), 120, "a prediction per input")
+        await wait_until(lambda: proc.pool.counts()[WorkerState.READY] >= 1, 30, "a new worker")
+    by_id = {p.id: p for p in out.predictions}
+    assert by_id[hung.id].status is Status.FAILED
+    assert "timeout" in (by_id[hung.id].error or "")
+    assert all(by_id[m.id].status is Status.OK for m in good)
+    # Two attempts on the batch of 4, one on its half of 2, two on the molecule alone.
+    assert failures.count("timeout") == 5, failures
 
 
 async def test_undecodable_records_become_dead_letters_byte_for_byte(
