@@ -1,9 +1,9 @@
 """Ray Data against molstream: one bounded job, the same model, the same workers.
 
 Run: ``.venv/bin/python -m bench.vs_raydata [--molecules 10000] [--workers 2]``. Ray Data needs
-``ray[data]`` (pandas, pyarrow, fsspec), which ``requirements.lock`` does not carry: install them with
-``.venv/bin/pip install -e '.[bench]'``. Prints a table and
-writes ``vs_raydata.json`` (``--out``, default bench/results).
+``ray[data]`` (pandas, pyarrow, fsspec), which ``requirements.lock`` does not carry: install them
+with ``.venv/bin/pip install -e '.[bench]'``. Prints a table and writes ``vs_raydata.json``
+(``--out``, default bench/results).
 
 The job: ``--molecules`` NCI molecules (RDKit's ``first_5K.smi``, repeated with distinct ids)
 are published to a topic first; then each system, on its own fresh local Ray cluster with
