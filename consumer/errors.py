@@ -24,7 +24,3 @@ class WorkerLostError(MolstreamError):
 
 class BatchFailedError(MolstreamError):
     """Raised when a batch raised inside the model (the worker itself survived)."""
-
-
-class BrokerUnavailableError(MolstreamError):
-    """Raised when a broker call did not complete within its timeout."""

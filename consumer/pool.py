@@ -220,16 +220,16 @@ class WorkerPool:
         self._end(worker, WorkerState.DEAD)
         self._reconcile()
 
-    def drain_nodes(self, node_ids: Iterable[str]) -> list[Worker]:
+    def drain_nodes(self, node_ids: Iterable[str]) -> None:
         """Stop giving batches to workers on these nodes (a preemption notice).
 
         Idle ones stop now, busy ones after their batch; replacements deploy elsewhere.
         """
         nodes = set(node_ids)
-        drained = []
+        drained = False
         for worker in list(self._workers):
             if worker.node_id in nodes and worker.state in (WorkerState.READY, WorkerState.BUSY):
-                drained.append(worker)
+                drained = True
                 if worker.state is WorkerState.READY:
                     self._end(worker, WorkerState.STOPPED)
                 else:
@@ -237,7 +237,6 @@ class WorkerPool:
                 log.info("worker draining", worker=worker.name, node=worker.node_id)
         if drained:
             self._reconcile()
-        return drained
 
     def _alive(self) -> int:
         return sum(1 for w in self._workers if w.state is not WorkerState.DRAINING)

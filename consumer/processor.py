@@ -87,7 +87,6 @@ class StreamProcessor:
         self._committed: dict[TopicPartition, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._routines: list[asyncio.Task[None]] = []
-        self._stopped = asyncio.Event()
         self._started = False
         self._ray_owned = False
         self.pool = WorkerPool(
@@ -236,7 +235,6 @@ class StreamProcessor:
         await self.pool.stop()
         if self._ray_owned:
             await asyncio.to_thread(ray_runtime.disconnect)
-        self._stopped.set()
         log.info("consumer stopped", in_flight=self._in_flight)
 
     async def __aenter__(self) -> Self:
