@@ -135,7 +135,7 @@ class Autoscaler:
         await self._request_capacity(self.state.desired)
         await self._drain_preempted()
         counts = {state.value: n for state, n in self._pool.counts().items()}
-        self._hooks.pool(counts, self.state.desired, self._pool.worker_seconds())
+        self._hooks.pool_state(counts, self.state.desired, self._pool.worker_seconds())
 
     async def _request_capacity(self, desired: int) -> None:
         if desired == self._requested:

@@ -39,7 +39,7 @@ class Hooks:
     def broker_error(self, operation: str) -> None:
         """A broker call failed or timed out and will be retried."""
 
-    def pool(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
+    def pool_state(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
         """Workers by state, the size the pool wants, and total worker-seconds so far."""
 
     def lag(self, topic: str, partition: int, lag: int) -> None:

@@ -121,7 +121,7 @@ class PrometheusHooks(Hooks):
     def broker_error(self, operation: str) -> None:
         self.broker_errors_total.labels(operation).inc()
 
-    def pool(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
+    def pool_state(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
         for state in POOL_STATES:
             self.pool_workers.labels(state).set(by_state.get(state, 0))
         self.pool_desired_workers.set(desired)
