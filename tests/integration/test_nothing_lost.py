@@ -8,8 +8,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -237,12 +237,6 @@ def consumer_process(argv: list[str], log_path: str) -> Iterator[subprocess.Pope
                 proc.wait()
 
 
-@asynccontextmanager
-async def watching(broker: EmbeddedBroker) -> AsyncIterator[OutputWatcher]:
-    async with OutputWatcher(broker.bootstrap_servers) as out:
-        yield out
-
-
 async def test_kill_9_three_times_loses_nothing(
     broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: object
 ) -> None:
@@ -259,7 +253,7 @@ async def test_kill_9_three_times_loses_nothing(
         *("--commit-interval-s", "0.2", "--group-id", "kill-test"),
     )
     log = f"{tmp_path}/consumer.log"
-    async with watching(broker) as out:
+    async with OutputWatcher(broker.bootstrap_servers) as out:
         for _ in range(3):
             target = out.total + 1000
             with consumer_process(argv, log) as proc:
@@ -295,7 +289,7 @@ async def test_sigterm_then_restart_has_no_duplicates(
         *("--group-id", "term-test"),
     )
     log = f"{tmp_path}/consumer.log"
-    async with watching(broker) as out:
+    async with OutputWatcher(broker.bootstrap_servers) as out:
         with consumer_process(argv, log) as proc:
             await wait_until(lambda: out.total >= 1000, 120, "progress before SIGTERM")
             proc.send_signal(signal.SIGTERM)
