@@ -80,12 +80,19 @@ class Autoscaler:
             self._task = asyncio.create_task(self._scale_routine(), name="autoscale")
 
     async def stop(self) -> None:
-        """Stop the loop; safe twice."""
+        """Stop the loop and withdraw the capacity request (Ray keeps it until told);
+        safe twice."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if self._requested:
+                try:
+                    await asyncio.to_thread(request_bundles, self._bundle, 0)
+                except Exception as exc:  # Ray may be gone already; nothing left to release
+                    log.warning("could not withdraw the capacity request", error=str(exc))
+                self._requested = None
 
     async def __aenter__(self) -> Self:
         await self.start()

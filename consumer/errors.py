@@ -1,5 +1,7 @@
 """The errors of the consumer service, one tree."""
 
+from typing import Any
+
 
 class MolstreamError(Exception):
     """Base of every error the consumer raises on purpose."""
@@ -19,8 +21,17 @@ class WorkerLostError(MolstreamError):
     def __init__(self, worker: str, reason: str, detail: str = "") -> None:
         super().__init__(f"worker {worker} lost ({reason}){': ' + detail if detail else ''}")
         self.worker = worker
-        self.reason = reason  # a tag: timeout, died, preempted, ray_error
+        self.reason = reason  # a tag: timeout, died, unavailable, preempted, ray_error
 
 
 class BatchFailedError(MolstreamError):
     """Raised when a batch raised inside the model (the worker itself survived)."""
+
+
+class PublishRejectedError(MolstreamError):
+    """Raised when the broker refuses records for good (e.g. too large), not for a while."""
+
+    def __init__(self, rejected: list[tuple[Any, Exception]]) -> None:
+        first = rejected[0][1]
+        super().__init__(f"{len(rejected)} record(s) rejected: {type(first).__name__}: {first}")
+        self.rejected = rejected

@@ -11,7 +11,7 @@ _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 POOL_STATES = ("deploying", "ready", "busy", "draining")
 DEAD_LETTER_STAGES = ("decode", "predict")
-FAILURE_REASONS = ("died", "preempted", "timeout", "ray_error", "start_failed")
+FAILURE_REASONS = ("died", "unavailable", "preempted", "timeout", "ray_error", "start_failed")
 
 
 class PrometheusHooks(Hooks):

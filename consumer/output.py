@@ -9,14 +9,27 @@ from typing import Any, Self
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from consumer.errors import PublishRejectedError
 from schemas import PREDICTION_CODEC, Prediction
 from schemas.kafka import KafkaSettings
 
 log = structlog.get_logger(__name__)
 
 HEADER_PREFIX = "molstream.error."
+VALUE_DROPPED = HEADER_PREFIX + "value_dropped"
+
+Message = tuple[str, bytes | None, bytes | None, Any]
+"""topic, key, value, headers"""
+
+
+def _transient(exc: BaseException) -> bool:
+    # aiokafka marks KafkaTimeoutError (a batch expired while the broker was away) as not
+    # retriable, but for us it is: the broker may come back.
+    return isinstance(exc, TimeoutError | KafkaTimeoutError) or bool(
+        getattr(exc, "retriable", False)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +119,27 @@ class Output:
         )
 
     async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Send dead letters byte for byte plus error headers; returns when acknowledged."""
-        await self._send_all(
-            [(self._dlq_topic, d.key, d.value, d.kafka_headers()) for d in letters]
-        )
+        """Send dead letters byte for byte plus error headers; returns when acknowledged.
 
-    async def _send_all(self, messages: list[tuple[str, bytes | None, bytes | None, Any]]) -> None:
+        One the broker refuses for good (its value too large, say) is sent again without its
+        value, with a ``molstream.error.value_dropped`` header giving the value's size.
+        """
+        messages = [(self._dlq_topic, d.key, d.value, d.kafka_headers()) for d in letters]
+        try:
+            await self._send_all(messages)
+        except PublishRejectedError as exc:
+            log.error("dead letters refused, sending them without their values", error=str(exc))
+            await self._send_all(
+                [
+                    (topic, key, None, [*headers, (VALUE_DROPPED, str(len(value or b"")).encode())])
+                    for (topic, key, value, headers), _ in exc.rejected
+                ]
+            )
+
+    async def _send_all(self, messages: list[Message]) -> None:
+        """Send and await every ack; transient failures are sent again with backoff,
+        refusals for good are raised together at the end."""
+        rejected: list[tuple[Message, Exception]] = []
         backoff = 0.1
         while messages:
             producer = self._producer
@@ -128,19 +156,28 @@ class Output:
                     )
                     futures.append((msg, fut))
             except (KafkaError, TimeoutError) as exc:
-                # Not yet queued: everything from here on is sent again.
-                failed.extend(messages[len(futures) :])
-                self._report(exc)
+                if _transient(exc):
+                    # Not yet queued: everything from here on is sent again.
+                    failed.extend(messages[len(futures) :])
+                    self._report(exc)
+                else:
+                    rejected.append((messages[len(futures)], exc))
+                    failed.extend(messages[len(futures) + 1 :])
             for msg, fut in futures:
                 try:
                     await fut
                 except KafkaError as exc:
-                    failed.append(msg)
-                    self._report(exc)
+                    if _transient(exc):
+                        failed.append(msg)
+                        self._report(exc)
+                    else:
+                        rejected.append((msg, exc))
             messages = failed
             if messages:
                 await asyncio.sleep(backoff)
                 backoff = min(self._backoff_max_s, backoff * 2)
+        if rejected:
+            raise PublishRejectedError(rejected)
 
     def _report(self, exc: BaseException) -> None:
         log.warning("send failed, will retry", error=f"{type(exc).__name__}: {exc}")

@@ -58,6 +58,8 @@ class PolicyState:
     proposed_at: float | None = None
 
 
+MIN_RATE_PER_S = 1 / 60
+"""A pool absorbing less than this is absorbing nothing."""
 TREND_TIME_CONSTANT_S = 10.0
 """The lag trend forgets a sample after about this long; shorter amplifies a noisy lag."""
 
@@ -74,7 +76,8 @@ def wanted(ctx: ScalingContext, cfg: PolicyConfig, lag_trend: float) -> int:
     than that work has batches. The need is the inflow (absorbed now plus the lag's growth)
     plus the backlog spread over the drain time.
     """
-    absorbing = max(ctx.completed_per_s, 0.0)
+    # A decayed average never reaches 0 on its own: below one record a minute is none.
+    absorbing = ctx.completed_per_s if ctx.completed_per_s >= MIN_RATE_PER_S else 0.0
     if ctx.lag <= 0 and absorbing <= 0:
         return 0
     arriving = min(absorbing * cfg.target_drain_s, 1e15)

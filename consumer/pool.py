@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import ray
 import structlog
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
 from consumer.errors import BatchFailedError, WorkerLostError
 from consumer.models import ModelResult
@@ -203,7 +203,7 @@ class WorkerPool:
         except RayTaskError as exc:
             raise BatchFailedError(f"model raised: {exc.cause!r}") from exc
         except RayActorError as exc:
-            reason = "preempted" if getattr(exc, "preempted", False) else "died"
+            reason = _loss_reason(worker, exc)
             self.lose(worker, reason)
             raise WorkerLostError(worker.name, reason, type(exc).__name__) from exc
         except RayError as exc:
@@ -245,14 +245,17 @@ class WorkerPool:
         if not self._started:
             return
         surplus = self._alive() - self._target
+        if surplus < 0:
+            for _ in range(-surplus):
+                self._deploy()
+            return
+        # Too many: deploying ones first (they cost without working), then idle ones.
         for state in (WorkerState.DEPLOYING, WorkerState.READY):
             for worker in [w for w in reversed(self._workers) if w.state is state]:
-                if surplus <= 0:
+                if surplus == 0:
                     return
                 self._end(worker, WorkerState.STOPPED)
                 surplus -= 1
-        for _ in range(-surplus):
-            self._deploy()
 
     def _deploy(self) -> None:
         opts = self._actor_options
@@ -320,3 +323,13 @@ class WorkerPool:
 
 async def _await_ref(ref: Any) -> Any:
     return await ref
+
+
+def _loss_reason(worker: Worker, exc: RayActorError) -> str:
+    """Why a worker is gone: ``preempted`` (its node was draining or Ray says so),
+    ``unavailable`` (its node stopped answering, the first sign of a lost node) or ``died``."""
+    if worker.state is WorkerState.DRAINING or getattr(exc, "preempted", False):
+        return "preempted"
+    if isinstance(exc, ActorUnavailableError):
+        return "unavailable"
+    return "died"

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,9 @@ from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, DecodeError, Molecule, Prediction, Status
 
 log = structlog.get_logger(__name__)
+
+NODE_LOSS_TRIES_FACTOR = 3
+"""A batch gets at most this many times ``max_attempts`` tries, node losses included."""
 
 
 @dataclass(slots=True)
@@ -85,6 +89,9 @@ class StreamProcessor:
         self._progress = asyncio.Event()  # set whenever a record or a task finishes
         self._batch_ids = itertools.count(1)
         self._committed: dict[TopicPartition, int] = {}
+        # Records handed to a task (batch or dead letter) and not finished, per partition:
+        # what a revoke waits for. Records still in the batcher are not counted.
+        self._working: Counter[TopicPartition] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._routines: list[asyncio.Task[None]] = []
         self._started = False
@@ -296,7 +303,19 @@ class StreamProcessor:
             self._dispatch(self._batcher.due(self._clock()))
 
     def _intake(self, tp: TopicPartition, record: Any, now: float) -> None:
-        self._tracker.register(tp, record.offset)
+        try:
+            self._tracker.register(tp, record.offset)
+        except ValueError:
+            # The position moved back (an offset reset after log truncation): start the
+            # partition's bookkeeping afresh; late completions of the old range are ignored.
+            log.warning(
+                "offsets moved back, tracking afresh",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+            )
+            self._tracker.forget(tp)
+            self._tracker.register(tp, record.offset)
         self._set_in_flight(self._in_flight + 1)
         headers = tuple(record.headers or ())
         try:
@@ -321,7 +340,8 @@ class StreamProcessor:
                 reason=exc.reason,
                 error=str(exc),
             )
-            self._spawn(self._dead_letter_routine(tp, record.offset, letter))
+            self._working[tp] += 1
+            self._spawn(self._dead_letter_routine(letter))
             return
         item = Item(
             tp=tp,
@@ -338,6 +358,8 @@ class StreamProcessor:
     async def _wait_for_room(self) -> None:
         if self._in_flight < self.settings.max_in_flight:
             return
+        # What waits in the batcher counts as in flight: send it, or nothing frees room.
+        self._dispatch(self._batcher.flush())
         paused = self.consumer.assignment()
         self.consumer.pause(*paused)
         try:
@@ -357,6 +379,7 @@ class StreamProcessor:
 
     def _dispatch(self, batch: list[Item] | None) -> None:
         if batch:
+            self._working.update(item.tp for item in batch)
             self._spawn(self._batch_routine(batch))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -382,9 +405,16 @@ class StreamProcessor:
             for i in too_long
         ]
         to_model = [i for i in items if len(i.molecule.smiles) <= limit]
-        if to_model:
-            outcomes += await self._infer(to_model, self.settings.max_attempts)
-        await self._publish(outcomes)
+        try:
+            if to_model:
+                outcomes += await self._infer(to_model, self.settings.max_attempts)
+            await self._publish(outcomes)
+        except Exception as exc:
+            # The batch's output could not be made or sent (a model result that does not
+            # encode, a record the broker refuses): its inputs become dead letters instead.
+            log.exception("batch could not be published; dead-lettering its records")
+            letters = [_letter(item, "publish", exc) for item in items]
+            await asyncio.gather(*(self._dead_letter_routine(letter) for letter in letters))
 
     async def _infer_part(self, items: list[Item], suffix: str, attempts: int) -> list[Outcome]:
         # Runs in its own task (gather): the sub-batch's log context stays its own.
@@ -398,8 +428,10 @@ class StreamProcessor:
         """Run ``items`` on a worker, up to ``attempts`` times; then split to isolate a bad
         molecule. A single molecule that still fails is FAILED (and dead-lettered)."""
         error: Exception | None = None
-        failures = 0
-        while failures < attempts:
+        failures = tries = 0
+        # Node trouble costs no attempt, but even that is bounded: no endless retries.
+        while failures < attempts and tries < attempts * NODE_LOSS_TRIES_FACTOR:
+            tries += 1
             if error is not None:
                 self.hooks.retry()
             worker = await self.pool.acquire()
@@ -415,8 +447,8 @@ class StreamProcessor:
                 )
             except WorkerLostError as exc:
                 error = exc
-                # A preemption is the node's fault, not the batch's: it costs no attempt.
-                failures += exc.reason != "preempted"
+                # A preempted or vanished node is not the batch's fault: no attempt spent.
+                failures += exc.reason not in ("preempted", "unavailable")
                 log.warning(
                     "batch lost with its worker",
                     worker=worker.name,
@@ -464,17 +496,7 @@ class StreamProcessor:
         now = datetime.now(UTC)
         predictions = [self._prediction(o, now) for o in outcomes]
         letters = [
-            DeadLetter(
-                topic=o.item.tp.topic,
-                partition=o.item.tp.partition,
-                offset=o.item.offset,
-                key=o.item.key,
-                value=o.item.value,
-                headers=o.item.headers,
-                stage=o.error_stage,
-                error=o.result.error or "",
-                attempts=o.item.attempts,
-            )
+            _letter(o.item, o.error_stage, o.result.error or "")
             for o in outcomes
             if o.error_stage is not None
         ]
@@ -509,16 +531,31 @@ class StreamProcessor:
             latency_ms=(self._clock() - item.fetched_at) * 1000,
         )
 
-    async def _dead_letter_routine(
-        self, tp: TopicPartition, offset: int, letter: DeadLetter
-    ) -> None:
-        await self.output.dead_letters([letter])
+    async def _dead_letter_routine(self, letter: DeadLetter) -> None:
+        tp = TopicPartition(letter.topic, letter.partition)
+        try:
+            await self.output.dead_letters([letter])
+        except Exception:
+            log.exception(
+                "dead letter refused: offset left uncommitted",
+                topic=letter.topic,
+                partition=letter.partition,
+                offset=letter.offset,
+            )
+            self._abandon(tp)
+            return
         self.hooks.dead_letter(letter.stage)
-        self._done(tp, offset)
+        self._done(tp, letter.offset)
 
     def _done(self, tp: TopicPartition, offset: int) -> None:
         self._tracker.done(tp, offset)
         self._completed += 1
+        self._abandon(tp)
+
+    def _abandon(self, tp: TopicPartition) -> None:
+        """The record leaves the pipeline. Without :meth:`_done` its offset stays pending, so
+        the partition's commits stop before it: loud (lag grows, alerts fire), not lost."""
+        self._working[tp] -= 1
         self._set_in_flight(self._in_flight - 1)
         self._progress.set()
 
@@ -557,7 +594,7 @@ class StreamProcessor:
         def busy() -> bool:
             if partitions is None:
                 return bool(self._tasks)
-            return any(self._tracker.pending_count(tp) for tp in partitions)
+            return any(self._working[tp] > 0 for tp in partitions)
 
         while busy() and (remaining := deadline - self._clock()) > 0:
             self._progress.clear()
@@ -614,6 +651,21 @@ class StreamProcessor:
             partitions=sorted(str(tp) for tp in revoked),
             dropped_undispatched=len(kept),
         )
+
+
+def _letter(item: Item, stage: str, error: BaseException | str) -> DeadLetter:
+    """The dead letter of an item's original record."""
+    return DeadLetter(
+        topic=item.tp.topic,
+        partition=item.tp.partition,
+        offset=item.offset,
+        key=item.key,
+        value=item.value,
+        headers=item.headers,
+        stage=stage,
+        error=error,
+        attempts=item.attempts,
+    )
 
 
 def _offset_ranges(items: list[Item]) -> dict[str, str]:

@@ -106,6 +106,10 @@ class ConsumerSettings(KafkaSettings):
             raise ValueError(
                 f"--min-workers {self.min_workers} exceeds --max-workers {self.max_workers}"
             )
+        if self.max_in_flight < self.batch_size:
+            raise ValueError(
+                f"--max-in-flight {self.max_in_flight} is below --batch-size {self.batch_size}"
+            )
         if len({self.input_topic, self.output_topic, self.dlq_topic}) != 3:
             raise ValueError("input, output and dead-letter topics must all differ")
         return self

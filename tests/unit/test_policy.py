@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.policy import (
+    MIN_RATE_PER_S,
     TREND_TIME_CONSTANT_S,
     Ewma,
     PolicyConfig,
@@ -534,3 +535,16 @@ def test_degenerate_inputs_do_not_crash(case: str) -> None:
         sim.tick(0, rate=100.0, dt=5e-324)
         desired = sim.tick(1000, rate=100.0)
     assert 0 <= desired <= 10
+
+
+def test_a_decayed_absorption_rate_lets_the_pool_reach_zero() -> None:
+    """An average that decays toward zero never gets there: below MIN_RATE_PER_S it is none."""
+    cfg = _cfg(min_workers=0, max_workers=4)
+    state = PolicyState(desired=1)
+    rate = Ewma(alpha=0.3, value=50.0)
+    for second in range(3000):
+        rate.update(0.0)
+        ctx = ScalingContext(float(second), 0, 100.0, completed_per_s=rate.value or 0.0)
+        state = decide(ctx, state, cfg)
+    assert rate.value is not None and 0 < rate.value < MIN_RATE_PER_S
+    assert state.desired == 0

@@ -497,3 +497,19 @@ def test_produce_help_has_the_kafka_options(runner: CliRunner) -> None:
             assert "--" + name.replace("_", "-") in text
             assert "MOLSTREAM_" + name.upper() in text
     assert "--sasl-password" not in text
+
+
+def test_max_in_flight_below_batch_size_is_rejected() -> None:
+    # A partial batch could never fill while fetching waits for room: a certain deadlock.
+    with pytest.raises(ValidationError, match="max-in-flight"):
+        ConsumerSettings(max_in_flight=10, batch_size=64)
+
+
+def test_only_transient_send_errors_are_retried() -> None:
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+
+    from consumer.output import _transient
+
+    assert _transient(KafkaConnectionError()) and _transient(KafkaTimeoutError())
+    assert _transient(TimeoutError())
+    assert not _transient(MessageSizeTooLargeError())
