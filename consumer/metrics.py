@@ -10,7 +10,7 @@ from schemas import Status
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 POOL_STATES = ("deploying", "ready", "busy", "draining")
-DEAD_LETTER_STAGES = ("decode", "predict")
+DEAD_LETTER_STAGES = ("decode", "predict", "publish")
 FAILURE_REASONS = ("died", "unavailable", "preempted", "timeout", "ray_error", "start_failed")
 
 
