@@ -172,6 +172,8 @@ class StreamProcessor:
             asyncio.create_task(self._fetch_routine(), name="fetch"),
             asyncio.create_task(self._commit_routine(), name="commit"),
         ]
+        for routine in self._routines:
+            routine.add_done_callback(_log_crash)
         log.info(
             "consumer started",
             topic=self.settings.input_topic,
@@ -651,6 +653,13 @@ class StreamProcessor:
             partitions=sorted(str(tp) for tp in revoked),
             dropped_undispatched=len(kept),
         )
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """A routine should run until cancelled; say loudly if one died (``run_until`` then stops
+    the processor and re-raises)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("routine died", routine=task.get_name(), error=repr(task.exception()))
 
 
 def _letter(item: Item, stage: str, error: BaseException | str) -> DeadLetter:
