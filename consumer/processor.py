@@ -267,11 +267,6 @@ class StreamProcessor:
             raise crashed[0].exception()  # type: ignore[misc]
 
     @property
-    def in_flight(self) -> int:
-        """Molecules fetched and not yet done."""
-        return self._in_flight
-
-    @property
     def committed(self) -> dict[TopicPartition, int]:
         """Offsets this consumer committed last, per partition."""
         return dict(self._committed)
@@ -392,8 +387,7 @@ class StreamProcessor:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._progress.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("batch task failed", error=repr(task.exception()))
+        _log_crash(task)
 
     async def _batch_routine(self, items: list[Item]) -> None:
         # Task-local context: every log line about this batch carries its id and offsets.
@@ -656,10 +650,10 @@ class StreamProcessor:
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
-    """A routine should run until cancelled; say loudly if one died (``run_until`` then stops
-    the processor and re-raises)."""
+    """Say loudly when a task ended by an exception (a routine should run until cancelled;
+    ``run_until`` then stops the processor and re-raises)."""
     if not task.cancelled() and task.exception() is not None:
-        log.error("routine died", routine=task.get_name(), error=repr(task.exception()))
+        log.error("task died", task=task.get_name(), error=repr(task.exception()))
 
 
 def _letter(item: Item, stage: str, error: BaseException | str) -> DeadLetter:
