@@ -34,14 +34,14 @@ def consume(*, given: dict[str, Any]) -> None:
     Runs until SIGTERM or SIGINT, then shuts down gracefully (drain, flush, commit, leave).
     """
     from consumer.errors import MolstreamError
-    from consumer.metrics import serve_metrics
+    from consumer.metrics import PrometheusHooks
     from consumer.processor import run_until_signal
 
     settings = build_settings(ConsumerSettings, given)
     configure_logging(settings.log_format, settings.log_level)
-    hooks = serve_metrics(settings.metrics_host, settings.metrics_port)
+    hooks = PrometheusHooks()
     try:
-        asyncio.run(run_until_signal(settings, hooks))
+        asyncio.run(run_until_signal(settings, hooks, registry=hooks.registry))
     except MolstreamError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None

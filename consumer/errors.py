@@ -35,3 +35,14 @@ class PublishRejectedError(MolstreamError):
         first = rejected[0][1]
         super().__init__(f"{len(rejected)} record(s) rejected: {type(first).__name__}: {first}")
         self.rejected = rejected
+
+
+class RayLostError(MolstreamError):
+    """Raised when the Ray head (GCS) has not answered for too long: the consumer stops."""
+
+    def __init__(self, silent_s: float) -> None:
+        super().__init__(
+            f"Ray head (GCS) unreachable for {silent_s:.0f} s: Ray cluster lost; committed "
+            "what was done, exiting so that a supervisor restarts the consumer"
+        )
+        self.silent_s = silent_s

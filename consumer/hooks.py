@@ -44,3 +44,6 @@ class Hooks:
 
     def lag(self, topic: str, partition: int, lag: int) -> None:
         """End offset minus committed offset of one partition."""
+
+    def revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """Partitions (topic, partition) were taken from this consumer by a rebalance."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumer.hooks import Hooks
 from schemas import Status
@@ -133,12 +133,3 @@ class PrometheusHooks(Hooks):
 
     def lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(topic, str(partition)).set(lag)
-
-
-def serve_metrics(host: str, port: int | None) -> Hooks:
-    """Prometheus hooks with an HTTP endpoint on ``host:port``; plain hooks when port is None."""
-    if port is None:
-        return Hooks()
-    hooks = PrometheusHooks()
-    start_http_server(port, addr=host, registry=hooks.registry)
-    return hooks

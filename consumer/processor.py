@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,24 +23,34 @@ from typing import Any, Self
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from consumer import ray_runtime
 from consumer.autoscaler import Autoscaler, gcs_address_of_current_ray
 from consumer.batching import Batcher
-from consumer.errors import BatchFailedError, WorkerLostError
+from consumer.errors import BatchFailedError, RayLostError, WorkerLostError
+from consumer.health import Health
 from consumer.hooks import Hooks
 from consumer.models import ModelResult, resolve_model_class
 from consumer.offsets import OffsetTracker
 from consumer.output import DeadLetter, Output
 from consumer.policy import Ewma, PolicyConfig
-from consumer.pool import ActorOptions, Worker, WorkerPool
+from consumer.pool import ActorOptions, Worker, WorkerPool, WorkerState
+from consumer.ray_health import RayWatchdog
 from consumer.settings import ConsumerSettings
+from consumer.status_server import StatusServer
 from schemas import MOLECULE_CODEC, DecodeError, Molecule, Prediction, Status
 
 log = structlog.get_logger(__name__)
 
 NODE_LOSS_TRIES_FACTOR = 3
 """A batch gets at most this many times ``max_attempts`` tries, node losses included."""
+
+FETCH_BACKOFF_S = 0.1
+"""First wait after a failed fetch; it doubles up to 5 s."""
+
+KEEPALIVE_POLL_S = 1.0
+"""How often a paused consumer polls Kafka: aiokafka drops a member that stops polling."""
 
 
 @dataclass(slots=True)
@@ -54,6 +66,22 @@ class Item:
     molecule: Molecule
     fetched_at: float
     attempts: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One dispatched batch and what a revoke needs to know of it."""
+
+    items: list[Item]
+    task: asyncio.Task[None] | None = None
+    computing: int = 0
+    """Sub-batches of it on a worker right now."""
+    publishing: bool = False
+
+    @property
+    def withdrawable(self) -> bool:
+        """No worker computes it and nothing of it is produced yet: it may go unproduced."""
+        return self.computing == 0 and not self.publishing
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +121,15 @@ class StreamProcessor:
         # what a revoke waits for. Records still in the batcher are not counted.
         self._working: Counter[TopicPartition] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: set[Job] = set()
+        self._last_poll = clock()
+        self._fetch_backoff_s = FETCH_BACKOFF_S
         self._routines: list[asyncio.Task[None]] = []
         self._started = False
         self._ray_owned = False
+        self.revokes = 0
+        """Rebalances that took partitions from this consumer."""
+        self.ray_watchdog = RayWatchdog(timeout_s=settings.ray_timeout_s)
         self.pool = WorkerPool(
             model=settings.model,
             model_options=settings.model_option,
@@ -144,6 +178,11 @@ class StreamProcessor:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.max_in_flight,
+            session_timeout_ms=int(self.settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(self.settings.heartbeat_interval_s * 1000),
+            max_poll_interval_ms=int(self.settings.max_poll_interval_s * 1000),
+            rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000),
+            group_instance_id=self.settings.group_instance_id,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -171,6 +210,7 @@ class StreamProcessor:
         self._routines = [
             asyncio.create_task(self._fetch_routine(), name="fetch"),
             asyncio.create_task(self._commit_routine(), name="commit"),
+            asyncio.create_task(self.ray_watchdog.watch(), name="ray-watchdog"),
         ]
         for routine in self._routines:
             routine.add_done_callback(_log_crash)
@@ -195,6 +235,7 @@ class StreamProcessor:
         """Retry ``connect`` with backoff while the broker is unreachable (logged, counted)."""
         backoff_s = 0.5
         while True:
+            self._last_poll = self._clock()  # retrying to connect is alive, not hung
             try:
                 await connect()
                 return
@@ -214,24 +255,30 @@ class StreamProcessor:
         """Graceful shutdown, in this order (each step bounded):
 
         1. stop fetching: nothing new enters, so the drain below can finish;
-        2. dispatch the partial batch and wait for in-flight work, up to
-           ``shutdown_timeout_s``: finished work is committed, not redone by the next owner;
+        2. withdraw the batches no worker has started (never produced: the next owner reads
+           them again) and wait for the ones running, up to ``shutdown_timeout_s``: finished
+           work is committed, not redone by the next owner;
         3. flush the producer: every prediction sent is acknowledged before its commit;
         4. commit: the next owner starts right after the last finished record (no duplicates);
         5. leave the group: partitions move to the remaining consumers at once;
         6. stop the workers and leave Ray last: nothing needs them any more.
+
+        With the Ray head lost, steps 2 and 6 are skipped: no batch can finish and Ray calls
+        would hang until Ray aborts the process.
         """
         if not self._started:
             return
         self._started = False
-        await self.autoscaler.stop()  # 0. no resizing while the pool drains
+        ray_lost = self.ray_watchdog.lost
+        if not ray_lost:
+            await self.autoscaler.stop()  # 0. no resizing while the pool drains
         routines, self._routines = self._routines, []
         fetch = routines[0] if routines else None
         if fetch is not None:
             fetch.cancel()
             await asyncio.gather(fetch, return_exceptions=True)
-        self._dispatch(self._batcher.flush())
-        await self._drain(self.settings.shutdown_timeout_s)
+        self._set_in_flight(self._in_flight - len(self._batcher.flush() or []))
+        await self._drain(0.0 if ray_lost else self.settings.shutdown_timeout_s)
         for task in routines[1:]:
             task.cancel()
         await asyncio.gather(*routines[1:], return_exceptions=True)
@@ -241,6 +288,9 @@ class StreamProcessor:
             await asyncio.wait_for(self.consumer.stop(), self.settings.broker_timeout_s)
         except TimeoutError:
             log.warning("consumer did not leave the group in time")
+        if ray_lost:
+            log.error("stopped without the Ray cluster", in_flight=self._in_flight)
+            return
         await self.pool.stop()
         if self._ray_owned:
             await asyncio.to_thread(ray_runtime.disconnect)
@@ -266,6 +316,15 @@ class StreamProcessor:
             await self.stop()
             raise crashed[0].exception()  # type: ignore[misc]
 
+    def health(self) -> Health:
+        """Liveness and readiness as the health endpoints report them."""
+        counts = self.pool.counts()
+        return Health(
+            polled_s_ago=self._clock() - self._last_poll,
+            assigned=bool(self._started and self.consumer.assignment()),
+            workers=sum(n for state, n in counts.items() if state is not WorkerState.DRAINING),
+        )
+
     @property
     def committed(self) -> dict[TopicPartition, int]:
         """Offsets this consumer committed last, per partition."""
@@ -274,30 +333,32 @@ class StreamProcessor:
     # -- intake ----------------------------------------------------------------------------
 
     async def _fetch_routine(self) -> None:
-        backoff_s = 0.1
         while True:
             await self._wait_for_room()
             deadline = self._batcher.deadline()
             wait_s = 0.2 if deadline is None else max(0.0, deadline - self._clock())
-            try:
-                fetched = await self.consumer.getmany(
-                    timeout_ms=int(wait_s * 1000),
-                    max_records=self.settings.max_in_flight - self._in_flight,
-                )
-            except KafkaError as exc:
-                # The broker is away or the group is rebalancing: keep trying, report it.
-                log.warning("fetch failed, will retry", error=f"{type(exc).__name__}: {exc}")
-                self.hooks.broker_error("fetch")
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(5.0, backoff_s * 2)
-                continue
-            backoff_s = 0.1
-            now = self._clock()
-            for tp, records in fetched.items():
-                for record in records:
-                    self._intake(tp, record, now)
-                self.hooks.consumed(len(records))
+            await self._poll(wait_s, self.settings.max_in_flight - self._in_flight)
             self._dispatch(self._batcher.due(self._clock()))
+
+    async def _poll(self, wait_s: float, max_records: int) -> None:
+        """One ``getmany``, its records taken in. Every call counts as a poll for the group."""
+        try:
+            fetched = await self.consumer.getmany(
+                timeout_ms=int(wait_s * 1000), max_records=max(1, max_records)
+            )
+        except KafkaError as exc:
+            # The broker is away or the group is rebalancing: keep trying, report it.
+            log.warning("fetch failed, will retry", error=f"{type(exc).__name__}: {exc}")
+            self.hooks.broker_error("fetch")
+            await asyncio.sleep(self._fetch_backoff_s)
+            self._fetch_backoff_s = min(5.0, self._fetch_backoff_s * 2)
+            return
+        self._fetch_backoff_s = FETCH_BACKOFF_S
+        now = self._last_poll = self._clock()
+        for tp, records in fetched.items():
+            for record in records:
+                self._intake(tp, record, now)
+            self.hooks.consumed(len(records))
 
     def _intake(self, tp: TopicPartition, record: Any, now: float) -> None:
         try:
@@ -357,12 +418,18 @@ class StreamProcessor:
             return
         # What waits in the batcher counts as in flight: send it, or nothing frees room.
         self._dispatch(self._batcher.flush())
-        paused = self.consumer.assignment()
-        self.consumer.pause(*paused)
-        try:
-            await self._room.wait()
-        finally:
-            self.consumer.resume(*(tp for tp in paused if tp in self.consumer.assignment()))
+        while self._in_flight >= self.settings.max_in_flight:
+            # Keep polling the paused partitions (they return nothing): a member that stops
+            # calling getmany for max_poll_interval_s is dropped from the group, however long
+            # the pool takes (a Spot drought may last minutes). A partition assigned meanwhile
+            # is paused here too; if a rebalance slips records in anyway, they are taken in.
+            self.consumer.pause(*self.consumer.assignment())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), KEEPALIVE_POLL_S)
+            if self._in_flight < self.settings.max_in_flight:
+                break
+            await self._poll(0.0, self.settings.max_in_flight)
+        self.consumer.resume(*self.consumer.assignment())
 
     def _set_in_flight(self, count: int) -> None:
         self._in_flight = count
@@ -377,19 +444,44 @@ class StreamProcessor:
     def _dispatch(self, batch: list[Item] | None) -> None:
         if batch:
             self._working.update(item.tp for item in batch)
-            self._spawn(self._batch_routine(batch))
+            job = Job(batch)
+            job.task = self._spawn(self._batch_routine(job))
+            self._jobs.add(job)
+            job.task.add_done_callback(lambda _: self._jobs.discard(job))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._progress.set()
         _log_crash(task)
 
-    async def _batch_routine(self, items: list[Item]) -> None:
+    def _withdraw(self, partitions: set[TopicPartition] | None = None) -> int:
+        """Cancel the batches of ``partitions`` (all when None) that no worker has started.
+
+        Nothing of them was produced, so the next owner's re-read duplicates nothing; their
+        records of other partitions are dispatched again. Returns the records dropped.
+        """
+        dropped = 0
+        for job in [j for j in self._jobs if j.withdrawable and j.task is not None]:
+            if partitions is not None and not any(i.tp in partitions for i in job.items):
+                continue
+            assert job.task is not None
+            job.task.cancel()
+            self._jobs.discard(job)
+            self._working.subtract(item.tp for item in job.items)
+            kept = [i for i in job.items if partitions is not None and i.tp not in partitions]
+            dropped += len(job.items) - len(kept)
+            self._set_in_flight(self._in_flight - (len(job.items) - len(kept)))
+            self._dispatch(kept)
+        return dropped
+
+    async def _batch_routine(self, job: Job) -> None:
+        items = job.items
         # Task-local context: every log line about this batch carries its id and offsets.
         structlog.contextvars.bind_contextvars(
             batch_id=str(next(self._batch_ids)), offsets=_offset_ranges(items)
@@ -403,7 +495,8 @@ class StreamProcessor:
         to_model = [i for i in items if len(i.molecule.smiles) <= limit]
         try:
             if to_model:
-                outcomes += await self._infer(to_model, self.settings.max_attempts)
+                outcomes += await self._infer(job, to_model, self.settings.max_attempts)
+            job.publishing = True  # from here on a revoke waits for it
             await self._publish(outcomes)
         except Exception as exc:
             # The batch's output could not be made or sent (a model result that does not
@@ -412,15 +505,17 @@ class StreamProcessor:
             letters = [_letter(item, "publish", exc) for item in items]
             await asyncio.gather(*(self._dead_letter_routine(letter) for letter in letters))
 
-    async def _infer_part(self, items: list[Item], suffix: str, attempts: int) -> list[Outcome]:
+    async def _infer_part(
+        self, job: Job, items: list[Item], suffix: str, attempts: int
+    ) -> list[Outcome]:
         # Runs in its own task (gather): the sub-batch's log context stays its own.
         parent = structlog.contextvars.get_contextvars().get("batch_id", "")
         structlog.contextvars.bind_contextvars(
             batch_id=f"{parent}{suffix}", offsets=_offset_ranges(items)
         )
-        return await self._infer(items, attempts)
+        return await self._infer(job, items, attempts)
 
-    async def _infer(self, items: list[Item], attempts: int) -> list[Outcome]:
+    async def _infer(self, job: Job, items: list[Item], attempts: int) -> list[Outcome]:
         """Run ``items`` on a worker, up to ``attempts`` times; then split to isolate a bad
         molecule. A single molecule that still fails is FAILED (and dead-lettered)."""
         error: Exception | None = None
@@ -435,6 +530,7 @@ class StreamProcessor:
             for item in items:
                 item.attempts += 1
             started = self._clock()
+            job.computing += 1
             try:
                 results = await self.pool.predict(
                     worker,
@@ -465,6 +561,8 @@ class StreamProcessor:
                     error=str(exc),
                 )
                 continue
+            finally:
+                job.computing -= 1
             self.pool.release(worker)
             elapsed = self._clock() - started
             if elapsed > 0:
@@ -477,7 +575,7 @@ class StreamProcessor:
             parts = await asyncio.gather(
                 *(
                     self._infer_part(
-                        part, f"{suffix}", 1 if len(part) > 1 else self.settings.max_attempts
+                        job, part, suffix, 1 if len(part) > 1 else self.settings.max_attempts
                     )
                     for suffix, part in (("a", items[:half]), ("b", items[half:]))
                 )
@@ -583,8 +681,10 @@ class StreamProcessor:
         self._committed.update(offsets)
         self.hooks.committed(moved)
 
-    async def _drain(self, timeout_s: float, partitions: set[TopicPartition] | None = None) -> None:
-        """Wait until in-flight work (of ``partitions``, or all) is done, up to ``timeout_s``."""
+    async def _drain(self, timeout_s: float, partitions: set[TopicPartition] | None = None) -> int:
+        """Withdraw the batches (of ``partitions``, or all) that no worker has started and wait
+        for the rest, up to ``timeout_s``; returns the records withdrawn. A batch whose worker
+        is lost meanwhile goes back to waiting for a worker, and is withdrawn then."""
         deadline = self._clock() + timeout_s
 
         def busy() -> bool:
@@ -592,16 +692,22 @@ class StreamProcessor:
                 return bool(self._tasks)
             return any(self._working[tp] > 0 for tp in partitions)
 
-        while busy() and (remaining := deadline - self._clock()) > 0:
+        withdrawn = 0
+        while True:
+            withdrawn += self._withdraw(partitions)
+            remaining = deadline - self._clock()
+            if not busy() or remaining <= 0:
+                break
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), remaining)
+                await asyncio.wait_for(self._progress.wait(), min(remaining, 0.2))
         if busy():
             log.warning("in-flight work not finished in time", timeout_s=timeout_s)
             if partitions is None:
                 for task in list(self._tasks):
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+        return withdrawn
 
     async def lag(self) -> dict[tuple[str, int], int]:
         """Records not yet committed per assigned partition (in-flight ones included)."""
@@ -632,21 +738,32 @@ class StreamProcessor:
         commit what is done and forget the rest: the new owner re-reads it."""
         if not revoked:
             return
+        started = self._clock()
         kept = self._batcher.discard(lambda item: item.tp in revoked)
         # Not dispatched, so nothing was produced: they stay pending, the commit stops before
         # them and the new owner reads them again.
         self._set_in_flight(self._in_flight - len(kept))
-        await self._drain(self.settings.shutdown_timeout_s, revoked)
+        withdrawn = await self._drain(self.settings.shutdown_timeout_s, revoked)
         await self._commit(revoked)
         for tp in revoked:
             self._tracker.forget(tp)
             self._committed.pop(tp, None)
             self._lag_base.pop(tp, None)
+        self.revokes += 1
+        self.hooks.revoked(sorted((tp.topic, tp.partition) for tp in revoked))
         log.info(
             "partitions revoked",
             partitions=sorted(str(tp) for tp in revoked),
             dropped_undispatched=len(kept),
+            withdrawn=withdrawn,
+            took_s=round(self._clock() - started, 3),
         )
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """New partitions start paused while the in-flight window is full."""
+        if self._in_flight >= self.settings.max_in_flight:
+            self.consumer.pause(*assigned)
+        log.info("partitions assigned", partitions=sorted(str(tp) for tp in assigned))
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
@@ -689,11 +806,25 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._processor.on_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("partitions assigned", partitions=sorted(str(tp) for tp in assigned))
+        self._processor.on_assigned(set(assigned))
 
 
-async def run_until_signal(settings: ConsumerSettings, hooks: Hooks | None = None) -> None:
-    """Run a processor until SIGTERM or SIGINT, then shut it down gracefully."""
+RAY_LOST_EXIT_CODE = 3
+"""Exit status of ``molstream consume`` when the Ray cluster is lost (a supervisor restarts)."""
+
+
+async def run_until_signal(
+    settings: ConsumerSettings,
+    hooks: Hooks | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Run a processor until SIGTERM or SIGINT, then shut it down gracefully. With
+    ``settings.metrics_port``, serve ``registry`` and the health endpoints on it.
+
+    A lost Ray cluster ends the process itself, with status :data:`RAY_LOST_EXIT_CODE`, after
+    the bounded shutdown: Ray's client threads may be stuck until Ray aborts the process.
+    """
     # Join Ray first: ray.init installs its own SIGTERM handler (which aborts the process);
     # ours, installed next, replaces it so that SIGTERM means a graceful shutdown.
     resolve_model_class(settings.model)  # a typo fails here, before Ray starts
@@ -703,7 +834,16 @@ async def run_until_signal(settings: ConsumerSettings, hooks: Hooks | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     processor = StreamProcessor(settings, hooks=hooks)
+    status = StatusServer(
+        host=settings.metrics_host,
+        port=settings.metrics_port or 0,
+        registry=registry,
+        health=processor.health,
+        max_poll_interval_s=settings.max_poll_interval_s,
+    )
     try:
+        if settings.metrics_port is not None:
+            await status.start()  # probes answer during start-up too
         # A signal during start-up (e.g. while the broker is unreachable) stops it too.
         starting = asyncio.create_task(processor.start())
         signalled = asyncio.create_task(stop.wait())
@@ -719,8 +859,19 @@ async def run_until_signal(settings: ConsumerSettings, hooks: Hooks | None = Non
             await processor.run_until(stop)
         finally:
             await processor.stop()
+    except RayLostError as exc:
+        log.error("Ray cluster lost: exiting", error=str(exc), exit_code=RAY_LOST_EXIT_CODE)
+        _flush_standard_streams()
+        os._exit(RAY_LOST_EXIT_CODE)
     finally:
+        await status.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         if ray_owned:
             ray_runtime.disconnect()
+
+
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()

@@ -9,6 +9,9 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas.kafka import KafkaSettings
 
+SHUTDOWN_MARGIN_S = 20.0
+"""Stopping the autoscaler and the workers and leaving Ray, on top of the bounded steps."""
+
 
 class ConsumerSettings(KafkaSettings):
     """Everything ``molstream consume`` can be told."""
@@ -59,9 +62,42 @@ class ConsumerSettings(KafkaSettings):
         2000, ge=1, description="Longer SMILES are INVALID_INPUT without reaching a model."
     )
     shutdown_timeout_s: float = Field(
-        30.0, gt=0, description="Bound on draining in-flight work on SIGTERM/SIGINT."
+        30.0,
+        gt=0,
+        description="Bound on draining batches running on workers, on SIGTERM/SIGINT and on a "
+        "revoke.",
     )
     commit_interval_s: float = Field(1.0, gt=0, description="How often done offsets are committed.")
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="Kafka group session: a member silent this long is dropped."
+    )
+    heartbeat_interval_s: float = Field(
+        3.0, gt=0, description="Kafka group heartbeats; at most a third of the session timeout."
+    )
+    max_poll_interval_s: float = Field(
+        300.0,
+        ge=2,
+        description="Kafka group: a member that does not poll this long is dropped (a paused "
+        "consumer keeps polling).",
+    )
+    rebalance_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Kafka group: how long a rebalance waits for members; a revoke's drain "
+        "(--shutdown-timeout-s) must fit inside it.",
+    )
+    group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (KIP-345): a restart within the session timeout "
+        "keeps its partitions; unique per consumer process.",
+    )
+    ray_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        lt=60,
+        description="Ray head (GCS) unreachable this long: commit what is done and exit "
+        "non-zero (below Ray's own 60 s abort).",
+    )
     target_drain_s: float = Field(
         60.0, gt=0, description="Autoscaling: how fast a backlog should be cleared."
     )
@@ -112,7 +148,35 @@ class ConsumerSettings(KafkaSettings):
             )
         if len({self.input_topic, self.output_topic, self.dlq_topic}) != 3:
             raise ValueError("input, output and dead-letter topics must all differ")
+        self._check_group_timing()
         return self
+
+    def _check_group_timing(self) -> None:
+        # A revoke drains inside the rebalance: past the rebalance timeout the broker drops
+        # the member and its commits fail, so the work it drained for is redone.
+        if self.shutdown_timeout_s >= self.rebalance_timeout_s:
+            raise ValueError(
+                f"--shutdown-timeout-s {self.shutdown_timeout_s:g} (the drain bound of a "
+                f"revoke) must be below --rebalance-timeout-s {self.rebalance_timeout_s:g}"
+            )
+        if self.heartbeat_interval_s * 3 > self.session_timeout_s:
+            raise ValueError(
+                f"--heartbeat-interval-s {self.heartbeat_interval_s:g} must be at most a third "
+                f"of --session-timeout-s {self.session_timeout_s:g}"
+            )
+        # No poll happens while a shutdown drains: the member must outlive the drain.
+        if self.shutdown_timeout_s >= self.max_poll_interval_s:
+            raise ValueError(
+                f"--shutdown-timeout-s {self.shutdown_timeout_s:g} must be below "
+                f"--max-poll-interval-s {self.max_poll_interval_s:g}"
+            )
+
+    @property
+    def worst_case_shutdown_s(self) -> float:
+        """The longest a graceful shutdown can take: the drain, then flush, commit and leave
+        (each bounded by ``broker_timeout_s``), plus leaving Ray. A supervisor's grace period
+        (Kubernetes' terminationGracePeriodSeconds) should cover it."""
+        return self.shutdown_timeout_s + 3 * self.broker_timeout_s + SHUTDOWN_MARGIN_S
 
     @property
     def batch_wait_s(self) -> float:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from consumer.hooks import Hooks
 from consumer.raycluster import SPOT_RESOURCE
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
@@ -188,3 +189,13 @@ def consumer_settings(bootstrap: str, ray_address: str, **overrides: object) -> 
         "autoscale_interval_s": 0.5,
     }
     return ConsumerSettings(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+class BatchCount(Hooks):
+    """Molecules a processor's workers computed."""
+
+    def __init__(self) -> None:
+        self.molecules = 0
+
+    def batch(self, worker: str, size: int, inference_s: float) -> None:
+        self.molecules += size

@@ -21,6 +21,7 @@ from consumer.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, Molecule, Status
 from tests.integration.kafka_helpers import (
+    BatchCount,
     OutputWatcher,
     consume_command,
     consumer_settings,
@@ -175,16 +176,6 @@ async def test_a_node_lost_mid_stream_loses_nothing(
         ray_cluster.remove_node(nodes[0], graceful=False)
         await wait_until(lambda: len(out.ids) >= len(inputs), 180, "every molecule")
     assert set(out.ids) == {m.id for m in inputs}
-
-
-class BatchCount(Hooks):
-    """Molecules a processor's workers computed."""
-
-    def __init__(self) -> None:
-        self.molecules = 0
-
-    def batch(self, worker: str, size: int, inference_s: float) -> None:
-        self.molecules += size
 
 
 async def test_a_consumer_joining_and_leaving_loses_nothing(

@@ -424,7 +424,12 @@ def test_kube_consumer_deployment() -> None:
     assert deployment["spec"]["replicas"] == 1
     container = _kube_consumer_container()
     assert container["args"] == ["consume"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/metrics"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert {container[p]["httpGet"]["port"] for p in ("livenessProbe", "readinessProbe")} == {
+        "metrics"
+    }
     assert container["resources"]["limits"]
     env = {item["name"]: item for item in container["env"]}
     assert set(env) >= CONSUMER_ENV
@@ -501,3 +506,17 @@ def test_consumer_values_validate(source: str, monkeypatch: pytest.MonkeyPatch) 
     assert settings.metrics_port == int(env["MOLSTREAM_METRICS_PORT"])
     assert settings.worker_resources == json.loads(env["MOLSTREAM_WORKER_RESOURCES"])
     assert settings.ray_address == env["MOLSTREAM_RAY_ADDRESS"]
+
+
+def test_kube_grace_period_covers_the_worst_case_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubernetes kills the pod after terminationGracePeriodSeconds: a shutdown the settings
+    allow must fit, or the last commit is lost and the next owner redoes work."""
+    env = _deployed_consumer_envs()["deploy/kuberay/consumer.yaml"]
+    for name in [n for n in os.environ if n.upper().startswith("MOLSTREAM_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = _settings_class()(_env_file=None)
+    (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
+    grace_s = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace_s >= settings.worst_case_shutdown_s, (grace_s, settings.worst_case_shutdown_s)

@@ -284,7 +284,9 @@ def consume_runtime(monkeypatch: pytest.MonkeyPatch) -> list[ConsumerSettings]:
     """Replace what ``consume`` runs after validating, and forbid network connections."""
     started: list[ConsumerSettings] = []
 
-    async def fake_run(settings: ConsumerSettings, hooks: object = None) -> None:
+    async def fake_run(
+        settings: ConsumerSettings, hooks: object = None, *, registry: object = None
+    ) -> None:
         started.append(settings)
 
     def no_connect(*args: object, **kwargs: object) -> None:

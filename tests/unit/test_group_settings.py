@@ -1,0 +1,134 @@
+"""Kafka group timing: defaults that fit together, contradictions refused naming both options."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from consumer.errors import RayLostError
+from consumer.ray_health import RayWatchdog
+from consumer.settings import ConsumerSettings
+
+
+def _settings(**values: object) -> ConsumerSettings:
+    return ConsumerSettings(**values)  # type: ignore[arg-type]
+
+
+def test_the_defaults_fit_together() -> None:
+    s = _settings()
+    assert s.shutdown_timeout_s < s.rebalance_timeout_s
+    assert s.shutdown_timeout_s < s.max_poll_interval_s
+    assert s.heartbeat_interval_s * 3 <= s.session_timeout_s
+    assert s.group_instance_id is None
+    assert s.ray_timeout_s == 30
+
+
+@pytest.mark.parametrize(
+    ("values", "first", "second"),
+    [
+        (
+            {"shutdown_timeout_s": 60, "rebalance_timeout_s": 60},
+            "--shutdown-timeout-s",
+            "--rebalance-timeout-s",
+        ),
+        (
+            {"shutdown_timeout_s": 90, "rebalance_timeout_s": 60},
+            "--shutdown-timeout-s",
+            "--rebalance-timeout-s",
+        ),
+        (
+            {"heartbeat_interval_s": 4, "session_timeout_s": 10},
+            "--heartbeat-interval-s",
+            "--session-timeout-s",
+        ),
+        (
+            {"shutdown_timeout_s": 20, "max_poll_interval_s": 20, "rebalance_timeout_s": 60},
+            "--shutdown-timeout-s",
+            "--max-poll-interval-s",
+        ),
+    ],
+    ids=["drain-equals-rebalance", "drain-over-rebalance", "heartbeat", "drain-over-poll"],
+)
+def test_contradictions_are_refused_naming_both_options(
+    values: dict[str, float], first: str, second: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        _settings(**values)
+    message = str(info.value)
+    assert re.search(f"{first} .* {second}", message), message
+
+
+def test_a_heartbeat_of_exactly_a_third_is_accepted() -> None:
+    assert _settings(heartbeat_interval_s=2, session_timeout_s=6).heartbeat_interval_s == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("session_timeout_s", 0),
+        ("heartbeat_interval_s", 0),
+        ("max_poll_interval_s", 1),  # the paused consumer polls every second
+        ("rebalance_timeout_s", 0),
+        ("ray_timeout_s", 0),
+        ("ray_timeout_s", 60),  # Ray aborts the process itself at about 60 s
+    ],
+)
+def test_out_of_range_group_timing_is_refused(field: str, value: float) -> None:
+    with pytest.raises(ValidationError):
+        _settings(**{field: value})
+
+
+async def test_the_ray_watchdog_raises_after_half_its_timeout_of_silence() -> None:
+    calls: list[float] = []
+
+    def dead_gcs(timeout_s: float) -> None:
+        calls.append(timeout_s)
+        raise RuntimeError("Timed out while waiting for GCS to become available.")
+
+    watchdog = RayWatchdog(timeout_s=0.6, probe=dead_gcs)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(RayLostError, match="Ray cluster lost"):
+        await asyncio.wait_for(watchdog.watch(), 5)
+    took = loop.time() - started
+    assert watchdog.lost
+    assert watchdog.silence_limit_s == pytest.approx(0.3)
+    assert 0.3 <= took < 0.6 + 0.5, took
+    assert calls and all(t == pytest.approx(0.1) for t in calls)
+
+
+async def test_the_ray_watchdog_keeps_watching_while_the_gcs_answers() -> None:
+    answers = 0
+
+    def live_gcs(timeout_s: float) -> None:
+        nonlocal answers
+        answers += 1
+
+    watchdog = RayWatchdog(timeout_s=0.6, probe=live_gcs)
+    task = asyncio.create_task(watchdog.watch())
+    await asyncio.sleep(0.8)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert answers >= 3 and not watchdog.lost
+
+
+async def test_one_slow_gcs_answer_is_not_a_loss() -> None:
+    answers = iter([RuntimeError("blip"), None, None, None, None, None, None, None, None])
+
+    def flaky_gcs(timeout_s: float) -> None:
+        answer = next(answers, None)
+        if answer is not None:
+            raise answer
+
+    watchdog = RayWatchdog(timeout_s=0.6, probe=flaky_gcs)
+    task = asyncio.create_task(watchdog.watch())
+    await asyncio.sleep(0.7)
+    assert not task.done() and not watchdog.lost
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
