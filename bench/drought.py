@@ -61,9 +61,10 @@ async def _run(
         while len(ids) < len(inputs):
             now = time.monotonic() - started
             if nodes_at is None and now >= args.drought_s:
-                for _ in range(2):
-                    cluster.add_spot_node(wait=False)
                 nodes_at = now
+                # Starting a node blocks for seconds: not on the loop the consumer runs on.
+                for _ in range(2):
+                    await asyncio.to_thread(cluster.add_spot_node, wait=False)
             health = proc.health()
             samples.append({"t_s": now, "polled_s_ago": health.polled_s_ago, "predicted": len(ids)})
             if now > args.drought_s + args.timeout_s:
