@@ -88,9 +88,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.localserver import free_port
-from consumer.raycluster import LocalCluster
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.localserver import free_port
+from consumer.dev.raycluster import LocalCluster
 from schemas import Molecule, Prediction, Status
 from tests.integration.kafka_helpers import OutputWatcher, consume_command, publish, read_raw
 

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from bench.reuse import SETUP_TU, draw_schedules, run_pool
 from bench.simulation import parse_max_starts, simulate_run
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
 from consumer.logs import configure_logging
 
 

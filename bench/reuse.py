@@ -65,13 +65,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.simulation import parse_max_starts, simulate_run
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
 from consumer.hooks import Hooks
 from consumer.logs import configure_logging
 from consumer.models import load_model
 from consumer.pool import WorkerPool
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import Molecule, Status

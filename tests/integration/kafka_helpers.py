@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from consumer.raycluster import SPOT_RESOURCE
+from consumer.dev.raycluster import SPOT_RESOURCE
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions

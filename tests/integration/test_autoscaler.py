@@ -12,10 +12,10 @@ import psutil
 import pytest
 import ray
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.localserver import free_port
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.localserver import free_port
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from schemas import Molecule
 from tests.integration.kafka_helpers import OutputWatcher, publish, wait_until

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rdkit import Chem
 
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Prediction, Status
 from tests.integration.kafka_helpers import publish_raw, read_raw
 

@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
 from consumer.hooks import Hooks
 from consumer.pool import WorkerState
 from consumer.processor import StreamProcessor
-from consumer.raycluster import LocalCluster
+from consumer.dev.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
 from schemas import Status
 from tests.integration.kafka_helpers import (

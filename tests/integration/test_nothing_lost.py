@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
 from consumer.hooks import Hooks
 from consumer.pool import WorkerState
 from consumer.processor import StreamProcessor
-from consumer.raycluster import LocalCluster
+from consumer.dev.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, Molecule, Status
 from tests.integration.kafka_helpers import (

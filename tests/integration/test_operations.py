@@ -21,11 +21,11 @@ import trustme
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.localserver import free_port
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.localserver import free_port
 from consumer.metrics import PrometheusHooks
 from consumer.processor import StreamProcessor
-from consumer.raycluster import LocalCluster
+from consumer.dev.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions

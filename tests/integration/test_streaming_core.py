@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
 from consumer.hooks import Hooks
 from consumer.models.reference import OUTPUTS
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.readers import read_molecules
 from schemas import Molecule, Status

@@ -70,15 +70,22 @@ class LocalServer(ABC):
         else:
             with self.log_file.open("ab") as log:
                 self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_ready(self._proc)
+        except BaseException:  # a signal while starting must not leave the server behind
+            self.stop()
+            raise
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                code, self._proc = self._proc.returncode, None
-                raise ServerStartError(f"{self.name} exited with code {code}{self._log_tail()}")
+            if proc.poll() is not None:
+                raise ServerStartError(
+                    f"{self.name} exited with code {proc.returncode}{self._log_tail()}"
+                )
             if self.ready():
                 return
             time.sleep(0.1)
-        self.stop()
         raise ServerStartError(f"{self.name} not ready in {self._start_timeout_s:g} s")
 
     def stop(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumer.localserver import HOST, LocalServer, accepts_connections, free_port
+from consumer.dev.localserver import HOST, LocalServer, accepts_connections, free_port
 
 
 def broker_binary() -> str:
