@@ -88,11 +88,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import OutputWatcher, consume_command, publish, read_raw
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
 from schemas import Molecule, Prediction, Status
-from tests.integration.kafka_helpers import OutputWatcher, consume_command, publish, read_raw
 
 SAMPLE_S = 0.2
 PRE_WINDOW_S = 1.5

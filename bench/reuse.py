@@ -66,12 +66,12 @@ from rich.table import Table
 
 from bench.simulation import parse_max_starts, simulate_run
 from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.hooks import Hooks
 from consumer.logs import configure_logging
 from consumer.models import load_model
 from consumer.pool import WorkerPool
 from consumer.processor import StreamProcessor
-from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import Molecule, Status

@@ -26,10 +26,10 @@ from rich.console import Console
 from rich.table import Table
 
 from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.hooks import Hooks
 from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
-from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.readers import read_molecules

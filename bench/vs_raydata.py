@@ -72,11 +72,11 @@ from rich.table import Table
 
 from bench.throughput import nci
 from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.hooks import Hooks
 from consumer.logs import configure_logging
 from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
-from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Prediction, Status

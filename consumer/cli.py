@@ -11,10 +11,11 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer._click import Command, Context  # typer 0.29 vendors click: these are its types
+from typer.core import TyperCommand, TyperGroup
 
+from consumer.logs import configure_logging
 from consumer.settings import ConsumerSettings
 from schemas.cli_options import TYPER_OPTIONS, build_settings, with_settings_options
 
@@ -31,7 +32,7 @@ def _entry_points() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
 
 
-def _unavailable(name: str, exc: ImportError) -> click.Command:
+def _unavailable(name: str, exc: ImportError) -> Command:
     """A stand-in for a command whose optional dependencies are not installed."""
 
     def explain() -> None:
@@ -43,15 +44,15 @@ def _unavailable(name: str, exc: ImportError) -> click.Command:
         )
         raise typer.Exit(2)
 
-    return click.Command(name, callback=explain, help="(not installed: needs molstream[dev])")
+    return TyperCommand(name, callback=explain, help="(not installed: needs molstream[dev])")
 
 
-def _load(ep: EntryPoint) -> click.Command:
+def _load(ep: EntryPoint) -> Command:
     try:
         function = ep.load()
     except ImportError as exc:
         return _unavailable(ep.name, exc)
-    single = typer.Typer(**TYPER_OPTIONS)
+    single = typer.Typer(add_completion=False, **TYPER_OPTIONS)
     single.command(ep.name)(function)
     return typer.main.get_command(single)
 
@@ -59,11 +60,11 @@ def _load(ep: EntryPoint) -> click.Command:
 class _Commands(TyperGroup):
     """The command group: commands of other packages are loaded when named (or listed)."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         own = super().list_commands(ctx)
         return [*own, *sorted(set(_entry_points()) - set(own))]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in _entry_points():
             command = _load(_entry_points()[cmd_name])
@@ -110,7 +111,6 @@ def consume(*, given: dict[str, Any]) -> None:
     import asyncio
 
     from consumer.errors import MolstreamError
-    from consumer.logs import configure_logging
     from consumer.metrics import serve_metrics
     from consumer.processor import run_until_signal
 
