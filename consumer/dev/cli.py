@@ -21,14 +21,19 @@ def broker(
     """Run the embedded Kafka-compatible development broker (Tansu, memory storage) in the
     foreground on 127.0.0.1. Everything is lost when it stops."""
     from consumer.dev.broker import EmbeddedBroker
+    from consumer.errors import MolstreamError
 
     # A supervisor or a closed terminal must stop Tansu as Ctrl-C does; otherwise the broker
     # outlives this process and keeps its port.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt), EmbeddedBroker(port=port) as dev:
-        typer.echo(f"broker listening on {dev.bootstrap_servers} (Ctrl-C stops it)")
-        dev.wait()
+    try:
+        with contextlib.suppress(KeyboardInterrupt), EmbeddedBroker(port=port) as dev:
+            typer.echo(f"broker listening on {dev.bootstrap_servers} (Ctrl-C stops it)")
+            dev.wait()
+    except MolstreamError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
 
 
 def demo(
