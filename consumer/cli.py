@@ -44,7 +44,13 @@ def _unavailable(name: str, exc: ImportError) -> Command:
         )
         raise typer.Exit(2)
 
-    return TyperCommand(name, callback=explain, help="(not installed: needs molstream[dev])")
+    return TyperCommand(
+        name,
+        callback=explain,
+        help="(not installed: needs molstream[dev])",
+        # Whatever the user passes, the answer is the same: what to install.
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 def _load(ep: EntryPoint) -> Command:

@@ -51,9 +51,12 @@ def import_seconds(*argv: str) -> float:
 
 
 def test_consume_help_imports_in_under_half_a_second() -> None:
-    # The best of three: this machine is shared, a slow run measures the neighbours.
-    best = min(import_seconds("consume", "--help") for _ in range(3))
-    assert 0 < best < 0.5, f"consume --help spent {best:.3f} s importing"
+    # The best of up to five: on a shared machine a slow run measures the neighbours. The
+    # list of what it must not import (below) is the check that does not depend on speed.
+    runs = []
+    while len(runs) < 5 and (not runs or min(runs) >= 0.5):
+        runs.append(import_seconds("consume", "--help"))
+    assert 0 < min(runs) < 0.5, f"consume --help spent {runs} s importing"
 
 
 def test_consume_help_imports_no_heavy_module() -> None:
