@@ -27,7 +27,31 @@ def free_port() -> int:
         return port
 
 
-class LocalServer(ABC):
+class StartStop(ABC):
+    """``with`` for an object whose ``start`` and ``stop`` are idempotent."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start; a second call does nothing."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop; safe twice."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LocalServer(StartStop):
     """``start`` runs :meth:`command` and polls :meth:`ready`; ``stop`` terminates the pid
     (then kills it after ``stop_timeout_s``). Both are idempotent; ``with`` works too."""
 
@@ -112,18 +136,6 @@ class LocalServer(ABC):
             return ": " + self.log_file.read_text(encoding="utf-8", errors="replace")[-chars:]
         except OSError:
             return ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def accepts_connections(port: int) -> bool:

@@ -53,7 +53,7 @@ def import_seconds(*argv: str) -> float:
 def test_consume_help_imports_in_under_half_a_second() -> None:
     # The best of up to five: on a shared machine a slow run measures the neighbours. The
     # list of what it must not import (below) is the check that does not depend on speed.
-    runs = []
+    runs: list[float] = []
     while len(runs) < 5 and (not runs or min(runs) >= 0.5):
         runs.append(import_seconds("consume", "--help"))
     assert 0 < min(runs) < 0.5, f"consume --help spent {runs} s importing"
