@@ -17,48 +17,36 @@ import asyncio
 import json
 import os
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from consumer.devbroker import EmbeddedBroker
+from bench.harness import OutputWatcher, consumer_settings, publish, synthetic_molecules
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
 from consumer.logs import configure_logging
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
-from producer.publisher import Publisher
-from producer.results import read_predictions
-from schemas import DecodeError, Molecule
-from schemas.kafka import KafkaSettings
 
 
 async def _run(
     args: argparse.Namespace, broker: EmbeddedBroker, cluster: LocalCluster
 ) -> dict[str, Any]:
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-    inputs = [Molecule(id=f"d{i}", smiles="C" * (1 + i % 30)) for i in range(args.molecules)]
-    async with Publisher(kafka, topic="molecules") as pub:
-        await pub.publish_all(inputs)
-    settings = ConsumerSettings(
-        bootstrap_servers=broker.bootstrap_servers,
-        ray_address=cluster.address,
-        worker_resources={SPOT_RESOURCE: 1},
-        model="synthetic",
+    inputs = synthetic_molecules(args.molecules)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    # The consumer's own defaults (group timing, window, batches), not the tests' fast ones.
+    settings = consumer_settings(
+        broker.bootstrap_servers,
+        cluster.address,
         max_workers=2,
+        batch_size=ConsumerSettings.model_fields["batch_size"].default,
+        commit_interval_s=ConsumerSettings.model_fields["commit_interval_s"].default,
+        autoscale_interval_s=ConsumerSettings.model_fields["autoscale_interval_s"].default,
     )
-    ids: Counter[str] = Counter()
-
-    async def watch() -> None:
-        async for p in read_predictions(kafka, topic="predictions", timeout_s=float("inf")):
-            if not isinstance(p, DecodeError):
-                ids[p.id] += 1
-
     samples: list[dict[str, float]] = []
-    watcher = asyncio.create_task(watch())
     started = time.monotonic()
-    async with StreamProcessor(settings) as proc:
+    async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(settings) as proc:
         nodes_at = None
-        while len(ids) < len(inputs):
+        while len(out.ids) < len(inputs):
             now = time.monotonic() - started
             if nodes_at is None and now >= args.drought_s:
                 nodes_at = now
@@ -66,21 +54,20 @@ async def _run(
                 for _ in range(2):
                     await asyncio.to_thread(cluster.add_spot_node, wait=False)
             health = proc.health()
-            samples.append({"t_s": now, "polled_s_ago": health.polled_s_ago, "predicted": len(ids)})
+            samples.append(
+                {"t_s": now, "polled_s_ago": health.polled_s_ago, "predicted": len(out.ids)}
+            )
             if now > args.drought_s + args.timeout_s:
                 break
             await asyncio.sleep(1.0)
-        revokes = proc.revokes
-        max_poll_interval_s = settings.max_poll_interval_s
-    watcher.cancel()
     return {
         "molecules": len(inputs),
         "drought_s": args.drought_s,
-        "max_poll_interval_s": max_poll_interval_s,
+        "max_poll_interval_s": settings.max_poll_interval_s,
         "max_in_flight": settings.max_in_flight,
-        "predicted": len(ids),
-        "duplicates": sum(n - 1 for n in ids.values()),
-        "revokes": revokes,
+        "predicted": len(out.ids),
+        "duplicates": out.duplicates(),
+        "revokes": proc.revokes,
         "max_polled_s_ago": max(s["polled_s_ago"] for s in samples),
         "done_s": samples[-1]["t_s"],
         "samples": samples,

@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.reuse import SETUP_TU, draw_schedules, run_pool
+from bench.harness import machine_info
+from bench.reuse.analyse import SETUP_TU
+from bench.reuse.run import draw_schedules, run_pool
 from bench.simulation import parse_max_starts, simulate_run
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
 from consumer.logs import configure_logging
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     Console().print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_info(),
         "config": {k: str(v) for k, v in vars(args).items()},
         "runs": rows,
     }

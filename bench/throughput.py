@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,14 +23,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from consumer.devbroker import EmbeddedBroker
+from bench.harness import consumer_settings, machine_info, nci
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
 from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
-from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
-from producer.readers import read_molecules
 from schemas import Molecule, Status
 from schemas.kafka import KafkaSettings
 
@@ -74,13 +71,6 @@ class _Clock(Hooks):
         self.last_cpu = time.process_time()
 
 
-def nci(count: int) -> list[Molecule]:
-    """The first ``count`` NCI molecules shipped with RDKit."""
-    from rdkit import RDConfig
-
-    return list(read_molecules(Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"))[:count]
-
-
 def raw_rate(molecules: list[Molecule], batch_size: int) -> float:
     """Molecules/s of the reference model in this process (model load excluded)."""
     model = ReferenceModel()
@@ -100,16 +90,17 @@ async def end_to_end(
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         async with Publisher(kafka, topic="molecules") as pub:
             await pub.publish_all(molecules)
-        settings = ConsumerSettings(
-            bootstrap_servers=broker.bootstrap_servers,
-            ray_address=cluster.address,
-            worker_resources={SPOT_RESOURCE: 1},
+        settings = consumer_settings(
+            broker.bootstrap_servers,
+            cluster.address,
             min_workers=1,
             max_workers=1,
             model=model,
             model_option=options,
             batch_size=batch_size,
             group_id="bench",
+            commit_interval_s=1.0,
+            autoscale_interval_s=1.0,
         )
         clock = _Clock()
         started = time.perf_counter()
@@ -158,7 +149,7 @@ def main() -> None:
         for b in (args.batch_size, args.batch_size * 4)
     )
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_info(),
         "raw_molecules_per_s": raw,
         "reference_end_to_end": asdict(ref),
         "ratio_end_to_end_over_raw": ref.steady_molecules_per_s / raw,

@@ -1,29 +1,110 @@
-"""The ``molstream`` command: consume, broker, demo, simulate, plus produce and results.
+"""The ``molstream`` command: ``consume`` here, every other command from its own package.
 
-``produce`` and ``results`` belong to the producer package and arrive through the
-``molstream.commands`` entry point group, so the consumer never imports the producer.
+``produce``, ``results``, ``simulate``, ``broker`` and ``demo`` arrive through the
+``molstream.commands`` entry point group, so the service never imports the producer, the
+benchmarks or the development tools, and each is imported only when it runs: ``consume``
+starts without matplotlib, numpy or the broker binary.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from importlib.metadata import entry_points
-from typing import Annotated, Any
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer._click import Command, Context  # typer 0.29 vendors click: these are its types
+from typer.core import TyperCommand, TyperGroup
 
 from consumer.logs import configure_logging
 from consumer.settings import ConsumerSettings
-from schemas.cli_options import build_settings, with_settings_options
+from schemas.cli_options import TYPER_OPTIONS, build_settings, with_settings_options
 
-app = typer.Typer(
-    name="molstream",
-    help="Streaming molecular inference: Kafka in, a pool of Ray model workers, Kafka out.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+COMMANDS_GROUP = "molstream.commands"
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+
+
+def _unavailable(name: str, exc: ImportError) -> Command:
+    """A stand-in for a command whose optional dependencies are not installed."""
+
+    def explain() -> None:
+        typer.secho(
+            f"error: molstream {name} needs an optional dependency ({exc}); "
+            "install it with: pip install 'molstream[dev]'",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(2)
+
+    return TyperCommand(
+        name,
+        callback=explain,
+        help="(not installed: needs molstream[dev])",
+        # Whatever the user passes, the answer is the same: what to install.
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+def _load(ep: EntryPoint) -> Command:
+    try:
+        function = ep.load()
+    except ImportError as exc:
+        return _unavailable(ep.name, exc)
+    single = typer.Typer(add_completion=False, **TYPER_OPTIONS)
+    single.command(ep.name)(function)
+    return typer.main.get_command(single)
+
+
+class _Commands(TyperGroup):
+    """The command group: commands of other packages are loaded when named (or listed)."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        own = super().list_commands(ctx)
+        return [*own, *sorted(set(_entry_points()) - set(own))]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _entry_points():
+            command = _load(_entry_points()[cmd_name])
+        return command
+
+
+app = typer.Typer(name="molstream", cls=_Commands, no_args_is_help=True, **TYPER_OPTIONS)
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("molstream")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"molstream {_installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _molstream(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Streaming molecular inference: Kafka in, a pool of Ray model workers, Kafka out."""
 
 
 @app.command()
@@ -33,6 +114,8 @@ def consume(*, given: dict[str, Any]) -> None:
 
     Runs until SIGTERM or SIGINT, then shuts down gracefully (drain, flush, commit, leave).
     """
+    import asyncio
+
     from consumer.errors import MolstreamError
     from consumer.metrics import PrometheusHooks
     from consumer.processor import run_until_signal
@@ -45,62 +128,6 @@ def consume(*, given: dict[str, Any]) -> None:
     except MolstreamError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
-
-
-@app.command()
-def broker(
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 9092,
-) -> None:
-    """Run the embedded Kafka-compatible development broker (Tansu, memory storage) in the
-    foreground on 127.0.0.1. Everything is lost when it stops."""
-    from consumer.devbroker import EmbeddedBroker
-
-    with EmbeddedBroker(port=port) as dev:
-        typer.echo(f"broker listening on {dev.bootstrap_servers} (Ctrl-C stops it)")
-        with contextlib.suppress(KeyboardInterrupt):
-            dev.wait()
-
-
-@app.command()
-def demo(
-    nodes: Annotated[int, typer.Option(min=1, help="Simulated one-CPU Spot nodes.")] = 3,
-    node_interval_s: Annotated[
-        float, typer.Option(min=0, help="Seconds between Spot node arrivals.")
-    ] = 4.0,
-    molecules: Annotated[
-        int, typer.Option(min=1, max=4999, help="How many NCI molecules to publish.")
-    ] = 4999,
-    model: Annotated[str, typer.Option(help="Model to serve.")] = "reference",
-) -> None:
-    """Everything embedded: broker, a local Ray cluster whose Spot nodes arrive a few seconds
-    apart, the 4,999 NCI molecules that ship with RDKit (first_5K.smi); prints a summary and
-    exits."""
-    from consumer.demo import run_demo
-
-    configure_logging("console", "warning")
-    summary = asyncio.run(
-        run_demo(nodes=nodes, node_interval_s=node_interval_s, molecules=molecules, model=model)
-    )
-    if not summary.complete:
-        raise typer.Exit(1)
-
-
-def _register_simulate() -> None:
-    from bench.simulation import simulate_command
-
-    app.command(
-        "simulate",
-        help="The seed's worker-reuse simulation: CSV, JSON and PNG of reuse vs no reuse.",
-    )(simulate_command)
-
-
-def _register_plugins() -> None:
-    for ep in entry_points(group="molstream.commands"):
-        app.command(ep.name)(ep.load())
-
-
-_register_simulate()
-_register_plugins()
 
 
 def main() -> None:

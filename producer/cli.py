@@ -20,7 +20,8 @@ from schemas import Molecule
 from schemas.cli_options import build_settings, with_settings_options
 from schemas.kafka import KafkaSettings
 
-_err = Console(stderr=True)
+# soft_wrap: a message to a pipe or a log is never broken at 80 columns mid-sentence.
+_err = Console(stderr=True, soft_wrap=True)
 
 
 @with_settings_options(KafkaSettings)

@@ -6,21 +6,48 @@ the other.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Literal, Self
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.helpers import create_ssl_context
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
+CONFIG_FILE: ContextVar[Path | None] = ContextVar("molstream_config_file", default=None)
+"""The ``--config`` TOML file the settings being built read (set by the CLI machinery)."""
 
 
 class KafkaSettings(BaseSettings):
-    """Connection settings; each is a ``--option`` and a ``MOLSTREAM_OPTION`` variable."""
+    """Connection settings; each is a ``--option`` and a ``MOLSTREAM_OPTION`` variable.
+
+    Sources, first wins: keyword arguments (the flags), the environment, secret files
+    (``_secrets_dir``: one file per setting, named like its variable), the TOML file in
+    :data:`CONFIG_FILE`, the defaults. Subclasses inherit the same sources.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="MOLSTREAM_", extra="forbid", hide_input_in_errors=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=CONFIG_FILE.get())
+        return init_settings, env_settings, file_secret_settings, toml
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -35,7 +62,7 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(
         None,
-        description="SASL password; from MOLSTREAM_SASL_PASSWORD only, never a flag.",
+        description="SASL password; from MOLSTREAM_SASL_PASSWORD or a secret file, never a flag.",
         json_schema_extra={"cli": False},
     )
     broker_timeout_s: float = Field(
@@ -60,6 +87,8 @@ class KafkaSettings(BaseSettings):
             "security_protocol": self.security_protocol,
         }
         if "SSL" in self.security_protocol:
+            from aiokafka.helpers import create_ssl_context
+
             kwargs["ssl_context"] = create_ssl_context(
                 cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
             )
@@ -73,6 +102,10 @@ class KafkaSettings(BaseSettings):
     async def started_producer(self, **options: Any) -> AIOKafkaProducer:
         """A connected producer with acks=all (connecting bounded by ``broker_timeout_s``);
         nothing is left open when connecting fails."""
+        import asyncio
+
+        from aiokafka import AIOKafkaProducer
+
         producer = AIOKafkaProducer(**self.client_kwargs(), acks="all", **options)
         try:
             await asyncio.wait_for(producer.start(), self.broker_timeout_s)

@@ -9,8 +9,8 @@ import pytest
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.raycluster import LocalCluster
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
 
 
 @pytest.fixture

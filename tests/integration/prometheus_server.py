@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from consumer.localserver import HOST, LocalServer, free_port
+from consumer.dev.localserver import HOST, LocalServer, free_port
 
 BINARY = "prometheus"
 PROMTOOL = "promtool"

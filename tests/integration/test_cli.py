@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from rdkit import Chem
 
-from consumer.devbroker import EmbeddedBroker
+from bench.harness import publish_raw, read_raw
+from consumer.dev.broker import EmbeddedBroker
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Prediction, Status
-from tests.integration.kafka_helpers import publish_raw, read_raw
 
 pytestmark = pytest.mark.integration
 

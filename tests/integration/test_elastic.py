@@ -8,20 +8,20 @@ from collections import Counter
 
 import pytest
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.hooks import Hooks
-from consumer.pool import WorkerState
-from consumer.processor import StreamProcessor
-from consumer.raycluster import LocalCluster
-from consumer.settings import ConsumerSettings
-from schemas import Status
-from tests.integration.kafka_helpers import (
+from bench.harness import (
     OutputWatcher,
     consumer_settings,
     publish,
     synthetic_molecules,
     wait_until,
 )
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.hooks import Hooks
+from consumer.pool import WorkerState
+from consumer.processor import StreamProcessor
+from consumer.settings import ConsumerSettings
+from schemas import Status
 
 pytestmark = pytest.mark.integration
 

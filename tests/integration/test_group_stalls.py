@@ -14,12 +14,8 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.processor import RAY_LOST_EXIT_CODE, StreamProcessor
-from consumer.raycluster import LocalCluster
-from consumer.settings import ConsumerSettings
-from tests.integration.kafka_helpers import (
-    BatchCount,
+from bench.harness import (
+    Counting,
     OutputWatcher,
     committed,
     consume_command,
@@ -28,6 +24,10 @@ from tests.integration.kafka_helpers import (
     synthetic_molecules,
     wait_until,
 )
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.processor import RAY_LOST_EXIT_CODE, StreamProcessor
+from consumer.settings import ConsumerSettings
 from tests.integration.test_nothing_lost import consumer_process
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ async def test_a_revoke_with_batches_slower_than_the_session_timeout_loses_nothi
         rebalance_timeout_s=30,
         shutdown_timeout_s=20,
     )
-    first_did, second_did = BatchCount(), BatchCount()
+    first_did, second_did = Counting(), Counting()
     async with (
         OutputWatcher(broker.bootstrap_servers) as out,
         StreamProcessor(settings, hooks=first_did) as first,

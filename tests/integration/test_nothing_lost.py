@@ -13,15 +13,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.hooks import Hooks
-from consumer.pool import WorkerState
-from consumer.processor import StreamProcessor
-from consumer.raycluster import LocalCluster
-from consumer.settings import ConsumerSettings
-from schemas import MOLECULE_CODEC, Molecule, Status
-from tests.integration.kafka_helpers import (
-    BatchCount,
+from bench.harness import (
+    Counting,
     OutputWatcher,
     consume_command,
     consumer_settings,
@@ -31,6 +24,13 @@ from tests.integration.kafka_helpers import (
     synthetic_molecules,
     wait_until,
 )
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.hooks import Hooks
+from consumer.pool import WorkerState
+from consumer.processor import StreamProcessor
+from consumer.settings import ConsumerSettings
+from schemas import MOLECULE_CODEC, Molecule, Status
 from tests.plugins import HANG_MARKER, KILL_MARKER, RAISE_MARKER
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,7 @@ async def test_a_consumer_joining_and_leaving_loses_nothing(
     inputs = synthetic_molecules(12_000)
     await publish(broker.bootstrap_servers, "molecules", inputs)
     one = settings_for(broker, ray_cluster, max_workers=1, model_option={"per_molecule_ms": "3"})
-    second_did = BatchCount()
+    second_did = Counting()
     async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(one):
         await wait_until(lambda: out.total >= 300, 60, "first consumer works")
         async with StreamProcessor(one, hooks=second_did):

@@ -21,11 +21,19 @@ import trustme
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.localserver import free_port
+from bench.harness import (
+    OutputWatcher,
+    consume_command,
+    consumer_settings,
+    publish_raw,
+    synthetic_molecules,
+    wait_until,
+)
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.localserver import free_port
+from consumer.dev.raycluster import LocalCluster
 from consumer.metrics import PrometheusHooks
 from consumer.processor import StreamProcessor
-from consumer.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions
@@ -38,14 +46,6 @@ from tests.deploy_exprs import (
     dashboard_expressions,
     dashboard_panels,
     load_dashboard,
-)
-from tests.integration.kafka_helpers import (
-    OutputWatcher,
-    consume_command,
-    consumer_settings,
-    publish_raw,
-    synthetic_molecules,
-    wait_until,
 )
 from tests.integration.prometheus_server import PROMTOOL, PrometheusServer, tool
 from tests.integration.tls_proxy import TlsTerminator

@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from consumer.devbroker import EmbeddedBroker
-from consumer.hooks import Hooks
+from bench.harness import Counting, committed, nci, publish, read_all, wait_until
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.models.reference import OUTPUTS
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
-from producer.readers import read_molecules
 from schemas import Molecule, Status
-from tests.integration.kafka_helpers import committed, publish, read_all, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-class Counting(Hooks):
-    """Counts acknowledged predictions and batches per worker."""
-
-    def __init__(self) -> None:
-        self.predictions = 0
-        self.by_worker: Counter[str] = Counter()
-
-    def prediction(self, status: Status, end_to_end_s: float | None) -> None:
-        self.predictions += 1
-
-    def batch(self, worker: str, size: int, inference_s: float) -> None:
-        self.by_worker[worker] += size
-
-
-def nci(count: int) -> list[Molecule]:
-    from rdkit import RDConfig
-
-    path = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
-    return list(read_molecules(path))[:count]
 
 
 INVALID = [Molecule(id=f"bad-{i}", smiles=f"C1CC(invalid{i}") for i in range(20)]

@@ -27,7 +27,31 @@ def free_port() -> int:
         return port
 
 
-class LocalServer(ABC):
+class StartStop(ABC):
+    """``with`` for an object whose ``start`` and ``stop`` are idempotent."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start; a second call does nothing."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop; safe twice."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LocalServer(StartStop):
     """``start`` runs :meth:`command` and polls :meth:`ready`; ``stop`` terminates the pid
     (then kills it after ``stop_timeout_s``). Both are idempotent; ``with`` works too."""
 
@@ -70,15 +94,22 @@ class LocalServer(ABC):
         else:
             with self.log_file.open("ab") as log:
                 self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_ready(self._proc)
+        except BaseException:  # a signal while starting must not leave the server behind
+            self.stop()
+            raise
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                code, self._proc = self._proc.returncode, None
-                raise ServerStartError(f"{self.name} exited with code {code}{self._log_tail()}")
+            if proc.poll() is not None:
+                raise ServerStartError(
+                    f"{self.name} exited with code {proc.returncode}{self._log_tail()}"
+                )
             if self.ready():
                 return
             time.sleep(0.1)
-        self.stop()
         raise ServerStartError(f"{self.name} not ready in {self._start_timeout_s:g} s")
 
     def stop(self) -> None:
@@ -105,18 +136,6 @@ class LocalServer(ABC):
             return ": " + self.log_file.read_text(encoding="utf-8", errors="replace")[-chars:]
         except OSError:
             return ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def accepts_connections(port: int) -> bool:

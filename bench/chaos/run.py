@@ -1,0 +1,341 @@
+"""Chaos, run: broker, cluster, the consumer subprocess, the faults, the output watcher."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.chaos.analyse import (
+    CATCH_WINDOW_S,
+    PRE_WINDOW_S,
+    SAMPLE_S,
+    Fault,
+    Sample,
+    catch_up,
+    duplicate_runs,
+    partition_progress,
+    rate,
+    summarise,
+)
+from bench.chaos.render import console
+from bench.harness import (
+    OutputWatcher,
+    consume_command,
+    publish,
+    read_raw,
+    synthetic_molecules,
+)
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.localserver import free_port
+from consumer.dev.raycluster import LocalCluster
+from schemas import Molecule, Status
+
+SETTLE_S = 3.0
+
+SCHEDULE = ("consumer_kill", "node_loss", "broker_freeze", "consumer_kill", "node_loss")
+
+DEFAULT_AT = (8.0, 18.0, 28.0, 38.0, 48.0)
+
+
+class Watch:
+    """The output topic read in a thread of its own (its own event loop), sampled every
+    ``SAMPLE_S``: the main thread may block (Ray adds nodes from the main thread only)."""
+
+    def __init__(self, bootstrap: str, t0: float) -> None:
+        self._bootstrap = bootstrap
+        self._t0 = t0
+        self.samples: list[Sample] = []
+        self.out: OutputWatcher | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="output-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("output watcher did not start")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self.error is None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to the main thread
+            self.error = exc
+
+    async def _main(self) -> None:
+        async with OutputWatcher(self._bootstrap) as out:
+            self.out = out
+            self._ready.set()
+            while not self._stop.is_set():
+                if out.failed is not None:
+                    raise RuntimeError(f"output watcher died: {out.failed!r}")
+                self.samples.append(Sample(time.monotonic() - self._t0, len(out.ids), out.total))
+                await asyncio.sleep(SAMPLE_S)
+
+
+class Chaos:
+    """The run: broker, cluster, consumer subprocess, output watcher, faults."""
+
+    def __init__(self, args: argparse.Namespace, broker: EmbeddedBroker, cluster: LocalCluster):
+        self.args = args
+        self.broker = broker
+        self.cluster = cluster
+        self.goal = args.molecules
+        self.watch: Watch | None = None
+        self.faults: list[Fault] = []
+        self.anomalies: list[dict[str, Any]] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pids: list[int] = []
+        self.t0 = 0.0
+        self.wall_t0 = 0.0
+        self.duplicate_detail: dict[str, Any] = {}
+        self.partitions: dict[str, dict[str, Any]] = {}
+        self.frozen = False
+        self.started_at = ""
+        self.publish_s = 0.0
+        self.log_path = Path(args.log_dir) / "consumer.log"
+        self.argv = consume_command(
+            broker.bootstrap_servers,
+            cluster.address,
+            *("--model", "synthetic"),
+            *("--model-option", f"per_molecule_ms={args.per_molecule_ms:g}"),
+            *("--min-workers", str(args.nodes), "--max-workers", str(args.nodes)),
+            *("--max-in-flight", str(args.max_in_flight), "--batch-size", str(args.batch_size)),
+            *("--commit-interval-s", str(args.commit_interval_s)),
+            *("--shutdown-timeout-s", str(args.shutdown_timeout_s)),
+            *("--group-id", "chaos"),
+        )
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self.watch.samples if self.watch else []
+
+    @property
+    def distinct(self) -> int:
+        samples = self.samples
+        return samples[-1].distinct if samples else 0
+
+    # -- consumer process ------------------------------------------------------------------
+
+    def start_consumer(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        self.pids.append(self.proc.pid)
+
+    @staticmethod
+    def reap(proc: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+        """Wait (bounded) for ``proc`` to exit; None if it did not."""
+        try:
+            return proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def _new_fault(self, kind: str, threshold: float) -> Fault:
+        s = self.samples[-1]
+        t = self.now()
+        pre = rate(self.samples, t - PRE_WINDOW_S, t)
+        fault = Fault(
+            kind=kind,
+            threshold_pct=threshold,
+            t_s=round(t, 3),
+            progress_pct=round(100 * s.distinct / self.goal, 2),
+            distinct_at=s.distinct,
+            total_at=s.total,
+            pre_rate_per_s=None if pre is None else round(pre, 1),
+        )
+        self.faults.append(fault)
+        console.log(f"fault {len(self.faults)}: {kind} at {fault.progress_pct:.1f}% (t={t:.1f} s)")
+        return fault
+
+    def consumer_kill(self, fault: Fault) -> None:
+        assert self.proc is not None
+        proc = self.proc
+        proc.send_signal(signal.SIGKILL)
+        code = self.reap(proc, 10)
+        fault.detail.update(pid=proc.pid, exit_code=code)
+        self.start_consumer()
+        assert self.proc is not None
+        fault.detail["new_pid"] = self.proc.pid
+
+    def node_loss(self, fault: Fault) -> None:
+        node = self.cluster.spot_nodes[0]
+        fault.detail["removed_node"] = getattr(node, "node_id", None)
+        started = time.monotonic()
+        self.cluster.remove_node(node, graceful=False)
+        fault.detail["remove_took_s"] = round(time.monotonic() - started, 2)
+        time.sleep(self.args.node_replace_delay_s)
+        started = time.monotonic()
+        added = self.cluster.add_spot_node()  # main thread only (Ray installs signal handlers)
+        fault.detail["add_took_s"] = round(time.monotonic() - started, 2)
+        fault.detail["added_node"] = getattr(added, "node_id", None)
+
+    def broker_freeze(self, fault: Fault) -> None:
+        pid = self.broker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        self.frozen = True
+        try:
+            time.sleep(self.args.freeze_s)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            self.frozen = False
+        fault.detail["frozen_s"] = self.args.freeze_s
+
+    def inject(self, kind: str, threshold: float) -> None:
+        fault = self._new_fault(kind, threshold)
+        getattr(self, kind)(fault)
+        fault.restored_t_s = round(self.now(), 3)
+
+    def update_catch_up(self, fault: Fault) -> None:
+        if fault.pre_rate_per_s is None or fault.catch_up_s is not None:
+            return
+        if fault.restored_t_s is None:
+            return
+        found = catch_up(
+            list(self.samples), fault.t_s, fault.restored_t_s, fault.pre_rate_per_s, self.goal
+        )
+        if found is not None:
+            fault.catch_up_s = round(found[0], 2)
+            fault.stream_ended_first = found[1]
+            fault.catch_up_after_restore_s = round(fault.t_s + found[0] - fault.restored_t_s, 2)
+
+    def ready_for_next(self) -> bool:
+        """The previous fault has caught up PRE_WINDOW_S ago (or its wait ran out)."""
+        now = self.now()
+        if not self.faults:
+            first = next((s.t for s in self.samples if s.distinct > 0), None)
+            return first is not None and now - first >= 2 * PRE_WINDOW_S
+        last = self.faults[-1]
+        assert last.restored_t_s is not None
+        if last.catch_up_s is not None:
+            return now >= last.t_s + last.catch_up_s + CATCH_WINDOW_S + PRE_WINDOW_S
+        return bool(now - last.restored_t_s > self.args.fault_wait_s)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, molecules: list[Molecule]) -> dict[str, Any]:
+        schedule = list(zip(SCHEDULE, self.args.at, strict=True))
+        self.t0 = time.monotonic()
+        self.wall_t0 = time.time()
+        self.watch = watch = Watch(self.broker.bootstrap_servers, self.t0)
+        watch.start()
+        assert watch.out is not None
+        out = watch.out
+        self.start_consumer()
+        done_at: float | None = None
+        try:
+            while self.now() < self.args.timeout_s:
+                time.sleep(SAMPLE_S)
+                if not watch.alive:
+                    raise RuntimeError(f"output watcher stopped: {watch.error!r}")
+                assert self.proc is not None
+                code = self.proc.poll()
+                if code is not None:
+                    self.anomalies.append(
+                        {"t_s": round(self.now(), 2), "event": "consumer exited", "code": code}
+                    )
+                    console.log(f"[red]consumer exited by itself ({code}); restarting")
+                    self.start_consumer()
+                for fault in self.faults:
+                    self.update_catch_up(fault)
+                if self.distinct >= self.goal:
+                    done_at = next(s.t for s in self.samples if s.distinct >= self.goal)
+                    break
+                if schedule:
+                    kind, at = schedule[0]
+                    progress = 100 * self.distinct / self.goal
+                    if progress >= at and self.ready_for_next():
+                        schedule.pop(0)
+                        self.inject(kind, at)
+            # Let late duplicates arrive: until nothing new for SETTLE_S (bounded).
+            settle_deadline = self.now() + 30
+            last_total, last_change = out.total, self.now()
+            while self.now() - last_change < SETTLE_S and self.now() < settle_deadline:
+                time.sleep(SAMPLE_S)
+                if out.total != last_total:
+                    last_total, last_change = out.total, self.now()
+            for fault in self.faults:
+                self.update_catch_up(fault)
+            console.log("SIGTERM to the consumer")
+            shutdown = self.stop_consumer()
+            time.sleep(2)  # anything produced during shutdown
+        finally:
+            watch.stop()
+            self.kill_consumer()
+        counts = Counter(out.ids)
+        self.duplicate_detail = duplicate_runs(out.predictions, self.wall_t0)
+        self.partitions = partition_progress(out.predictions, self.wall_t0)
+        failed = sum(1 for p in out.predictions if p.status is Status.FAILED)
+        invalid = sum(1 for p in out.predictions if p.status is Status.INVALID_INPUT)
+        letters = asyncio.run(read_raw(self.broker.bootstrap_servers, self.args.dlq_topic))
+        return summarise(
+            self, molecules, counts, failed, invalid, len(letters), done_at, shutdown, schedule
+        )
+
+    def stop_consumer(self) -> dict[str, Any]:
+        """SIGTERM, then wait up to the shutdown timeout + 15 s; report code and time."""
+        assert self.proc is not None
+        proc = self.proc
+        proc.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
+        code = self.reap(proc, self.args.shutdown_timeout_s + 15)
+        took = time.monotonic() - asked
+        return {
+            "pid": proc.pid,
+            "exit_code": code,
+            "took_s": round(took, 2),
+            "shutdown_timeout_s": self.args.shutdown_timeout_s,
+            "ok": code == 0 and took <= self.args.shutdown_timeout_s,
+        }
+
+    def kill_consumer(self) -> None:
+        """Kill our consumer by pid if it is still running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    mols = synthetic_molecules(args.molecules, prefix="c")
+    broker_log = Path(args.log_dir) / "broker.log"
+    head_args = {"dashboard_agent_listen_port": free_port()}
+    with EmbeddedBroker(log_file=broker_log) as broker, LocalCluster(head_args=head_args) as cl:
+        chaos = Chaos(args, broker, cl)
+        frozen_guard = broker.pid
+        try:
+            chaos.started_at = datetime.now(UTC).isoformat()
+            console.log(f"broker {broker.bootstrap_servers}, Ray {cl.address}; adding nodes")
+            for _ in range(args.nodes):
+                cl.add_spot_node()
+            console.log(f"publishing {len(mols):,} molecules")
+            started = time.monotonic()
+            asyncio.run(publish(broker.bootstrap_servers, "molecules", mols))
+            chaos.publish_s = round(time.monotonic() - started, 2)
+            console.log(f"published in {chaos.publish_s} s; starting the consumer")
+            return chaos.run(mols)
+        finally:
+            if chaos.frozen and frozen_guard is not None:
+                os.kill(frozen_guard, signal.SIGCONT)
+            chaos.kill_consumer()
