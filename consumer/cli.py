@@ -36,13 +36,14 @@ def consume(*, given: dict[str, Any]) -> None:
     from consumer.errors import MolstreamError
     from consumer.metrics import serve_metrics
     from consumer.processor import run_until_signal
+    from schemas.errors import RegistryError
 
     settings = build_settings(ConsumerSettings, given)
     configure_logging(settings.log_format, settings.log_level)
     hooks = serve_metrics(settings.metrics_host, settings.metrics_port)
     try:
         asyncio.run(run_until_signal(settings, hooks))
-    except MolstreamError as exc:
+    except (MolstreamError, RegistryError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
 

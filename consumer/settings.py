@@ -8,9 +8,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from schemas.kafka import KafkaSettings
+from schemas.registry_settings import RegistryWriterSettings
 
 
-class ConsumerSettings(KafkaSettings):
+class ConsumerSettings(RegistryWriterSettings, KafkaSettings):
     """Everything ``molstream consume`` can be told."""
 
     model_config = SettingsConfigDict(
