@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import avro.io
@@ -47,6 +46,7 @@ from tests.integration.registry_helpers import (
     serialize,
 )
 from tests.integration.schema_registry import SchemaRegistryServer
+from tests.integration.test_cli import molstream
 
 pytestmark = pytest.mark.integration
 
@@ -65,25 +65,16 @@ def settings_for(
 
 
 def _results_cli(bootstrap: str, registry_url: str, count: int) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "consumer.cli",
-            "results",
-            "--bootstrap-servers",
-            bootstrap,
-            "--schema-registry-url",
-            registry_url,
-            "--max",
-            str(count),
-            "--timeout-s",
-            "10",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = molstream(
+        "results",
+        "--bootstrap-servers",
+        bootstrap,
+        "--schema-registry-url",
+        registry_url,
+        "--max",
+        str(count),
+        "--timeout-s",
+        "10",
     )
     assert done.returncode == 0, done.stderr
     assert "undecodable" not in done.stderr, done.stderr
@@ -357,3 +348,22 @@ async def test_registry_outages_lose_nothing(
     assert metrics.registry.get_sample_value(
         "molstream_schema_registry_errors_total", {"operation": "get_schema"}
     )
+
+
+async def test_produce_writes_registry_framing_under_the_topics_subject(
+    broker: EmbeddedBroker, registry_server: SchemaRegistryServer, tmp_path: Path
+) -> None:
+    (tmp_path / "a.smi").write_text("CCO ethanol\nc1ccccc1 benzene\n")
+    common = ["produce", str(tmp_path / "a.smi"), "--bootstrap-servers", broker.bootstrap_servers]
+    done = await asyncio.to_thread(molstream, *common, "--schema-registry-url", registry_server.url)
+    assert done.returncode == 0, done.stderr
+    read = await read_confluent(broker.bootstrap_servers, "molecules", registry_server.url, 2)
+    assert {key: value["smiles"] for key, value, _ in read} == {
+        b"ethanol": "CCO",
+        b"benzene": "c1ccccc1",
+    }
+    client = SchemaRegistryClient({"url": registry_server.url})
+    assert client.get_compatibility("molecules-value") == "BACKWARD"
+    refused = await asyncio.to_thread(molstream, *common, "--output-format", "registry")
+    assert refused.returncode == 2
+    assert "--output-format registry needs --schema-registry-url" in refused.stderr

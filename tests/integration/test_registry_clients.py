@@ -128,22 +128,8 @@ async def test_an_id_the_registry_does_not_have_is_an_unknown_schema(
 async def test_predictions_in_registry_framing_read_with_avro_deserializer(
     registry_server: SchemaRegistryServer,
 ) -> None:
-    prediction = Prediction(
-        id="m1",
-        smiles="CCO",
-        status=Status.OK,
-        outputs={"qed": 0.4},
-        error=None,
-        model="reference",
-        model_version="1",
-        worker="w-1",
-        attempts=1,
-        source_topic="molecules",
-        source_partition=0,
-        source_offset=7,
-        produced_at=WHEN,
-        latency_ms=1.5,
-    )
+    fields = ("m1", "CCO", Status.OK, {"qed": 0.4}, None, "reference", "1", "w-1", 1)
+    prediction = Prediction(*fields, "molecules", 0, 7, WHEN, 1.5)
     async with SchemaRegistry(_settings(registry_server)) as registry:
         encoder = await Encoder.for_topic(PREDICTION_CODEC, "predictions", registry)
         again = await Encoder.for_topic(PREDICTION_CODEC, "predictions", registry)
