@@ -48,7 +48,9 @@ def _transient(exc: Exception) -> bool:
     if isinstance(exc, SchemaRegistryError):
         status = exc.http_status_code
         return status >= 500 or status in _TRANSIENT_STATUSES or status < 0
-    return True  # the network: refused, reset, timed out, a TLS handshake that failed
+    # The network (refused, reset, timed out, a failed TLS handshake) or a garbled answer:
+    # waiting is right for both, a record's schema cannot be known any other way.
+    return True
 
 
 def subject_of(topic: str) -> str:
