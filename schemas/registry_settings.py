@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,16 @@ class RegistrySettings(BaseSettings):
     schema_registry_timeout_s: float = Field(
         10.0, gt=0, description="Upper bound of a single Schema Registry request."
     )
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for url in (u.strip() for u in value.split(",")):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return value
 
     @model_validator(mode="after")
     def _check_registry(self) -> Self:

@@ -54,6 +54,17 @@ def test_user_and_password_go_together(given: dict[str, object]) -> None:
         RegistrySettings(**given)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("url", ["registry:8081", "ftp://registry", "http://a:8081,b:8081", ""])
+def test_urls_must_be_http(url: str) -> None:
+    with pytest.raises(ValidationError, match="is not an http:// or https:// URL"):
+        RegistrySettings(schema_registry_url=url)
+
+
+def test_several_urls_are_accepted() -> None:
+    urls = "http://a:8081, https://b:8081"
+    assert RegistrySettings(schema_registry_url=urls).registry_client_conf()["url"] == urls
+
+
 def test_registry_options_without_a_url_are_refused() -> None:
     with pytest.raises(
         ValidationError, match="--schema-registry-ca-file without --schema-registry-url"
