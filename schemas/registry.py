@@ -44,6 +44,10 @@ class RegistryUnavailableError(RegistryError):
     """Raised when the registry stayed unreachable for longer than the caller would wait."""
 
 
+def _not_found(exc: Exception) -> bool:
+    return isinstance(exc, SchemaRegistryError) and exc.http_status_code == _NOT_FOUND
+
+
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, SchemaRegistryError):
         status = exc.http_status_code
@@ -137,7 +141,7 @@ class SchemaRegistry:
         try:
             latest = await self._call("get_latest_version", client.get_latest_version, subject)
         except SchemaRegistryError as exc:
-            if exc.http_status_code != _NOT_FOUND:
+            if not _not_found(exc):
                 raise RegistryError(f"schema registry {self.url}: {exc}") from exc
             log.info("subject has no schema yet", subject=subject)
             return
@@ -158,7 +162,7 @@ class SchemaRegistry:
             try:
                 level = await self._call("get_compatibility", client.get_compatibility, subject)
             except SchemaRegistryError as exc:
-                if exc.http_status_code != _NOT_FOUND:
+                if not _not_found(exc):
                     raise
                 level = await self._call(
                     "set_compatibility", client.set_compatibility, subject, COMPATIBILITY
@@ -186,15 +190,17 @@ class SchemaRegistry:
 
     async def _fetch(self, ref: SchemaRef) -> dict[str, Any]:
         client = self._started()
+        if isinstance(ref, uuid.UUID):
+            request: Callable[[Any], Schema] = client.get_schema_by_guid
+            arg: Any = str(ref)
+        else:
+            request, arg = client.get_schema, ref
         try:
-            if isinstance(ref, uuid.UUID):
-                schema = await self._call("get_schema", client.get_schema_by_guid, str(ref))
-            else:
-                schema = await self._call("get_schema", client.get_schema, ref)
+            # Only "not found" settles a record's fate: anything else (a 401 after a
+            # credential rotation, say) is waited out, loudly, rather than dead-lettered.
+            schema = await self._call("get_schema", request, arg, retry=lambda e: not _not_found(e))
         except SchemaRegistryError as exc:
-            if exc.http_status_code == _NOT_FOUND:
-                raise UnknownSchemaError(f"{describe_ref(ref)} is not in {self.url}") from exc
-            raise RegistryError(f"schema registry {self.url}: {exc}") from exc
+            raise UnknownSchemaError(f"{describe_ref(ref)} is not in {self.url}") from exc
         return self._remember(ref, schema)
 
     def _remember(self, ref: SchemaRef, schema: Schema) -> dict[str, Any]:
@@ -206,16 +212,22 @@ class SchemaRegistry:
         self._writers[ref] = parsed
         return parsed
 
-    async def _call(self, operation: str, request: Callable[..., T], *args: Any) -> T:
-        """``request(*args)`` in a thread, retried with backoff while it fails transiently;
-        a refusal (a 4xx answer) is raised at once."""
+    async def _call(
+        self,
+        operation: str,
+        request: Callable[..., T],
+        *args: Any,
+        retry: Callable[[Exception], bool] = _transient,
+    ) -> T:
+        """``request(*args)`` in a thread, retried with backoff while it fails in a way
+        ``retry`` accepts (by default: transiently); a refusal (a 4xx answer) is raised."""
         backoff_s = 0.5
         deadline = time.monotonic() + self._give_up_after_s
         while True:
             try:
                 return await asyncio.to_thread(request, *args)
             except Exception as exc:
-                if not _transient(exc):
+                if not retry(exc):
                     raise
                 error = exc
             self._on_error(operation)
