@@ -119,13 +119,14 @@ def consume(*, given: dict[str, Any]) -> None:
     from consumer.errors import MolstreamError
     from consumer.metrics import PrometheusHooks
     from consumer.processor import run_until_signal
+    from schemas.errors import RegistryError
 
     settings = build_settings(ConsumerSettings, given)
     configure_logging(settings.log_format, settings.log_level)
     hooks = PrometheusHooks()
     try:
-        asyncio.run(run_until_signal(settings, hooks, registry=hooks.registry))
-    except MolstreamError as exc:
+        asyncio.run(run_until_signal(settings, hooks, metrics_registry=hooks.registry))
+    except (MolstreamError, RegistryError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
 

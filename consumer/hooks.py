@@ -39,6 +39,9 @@ class Hooks:
     def broker_error(self, operation: str) -> None:
         """A broker call failed or timed out and will be retried."""
 
+    def registry_error(self, operation: str) -> None:
+        """A Schema Registry request failed or timed out and will be retried."""
+
     def pool_state(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
         """Workers by state, the size the pool wants, and total worker-seconds so far."""
 

@@ -62,6 +62,12 @@ class PrometheusHooks(Hooks):
             ["operation"],
             registry=r,
         )
+        self.registry_errors_total = Counter(
+            "molstream_schema_registry_errors",
+            "Schema Registry requests that failed and are retried.",
+            ["operation"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "molstream_batch_size", "Molecules per batch.", buckets=_BATCH_BUCKETS, registry=r
         )
@@ -120,6 +126,9 @@ class PrometheusHooks(Hooks):
 
     def broker_error(self, operation: str) -> None:
         self.broker_errors_total.labels(operation).inc()
+
+    def registry_error(self, operation: str) -> None:
+        self.registry_errors_total.labels(operation).inc()
 
     def pool_state(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
         for state in POOL_STATES:

@@ -13,7 +13,10 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from consumer.errors import PublishRejectedError
 from schemas import PREDICTION_CODEC, Prediction
+from schemas.headers import carried_headers
 from schemas.kafka import KafkaSettings
+from schemas.registry import SchemaRegistry
+from schemas.wire import Encoder
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +25,8 @@ VALUE_DROPPED = HEADER_PREFIX + "value_dropped"
 
 Message = tuple[str, bytes | None, bytes | None, Any]
 """topic, key, value, headers"""
+
+Headers = Sequence[tuple[str, bytes]]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -41,7 +46,7 @@ class DeadLetter:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    headers: Headers
     stage: str
     error: BaseException | str
     attempts: int
@@ -68,7 +73,9 @@ class Output:
     """One idempotent-lifecycle producer for predictions and dead letters (acks=all).
 
     A send that fails (broker down, timeout) is sent again with backoff until it is
-    acknowledged or the output is stopped: nothing is committed before its ack.
+    acknowledged or the output is stopped: nothing is committed before its ack. Predictions
+    are in Schema Registry framing when a ``registry`` is given (their schema registered at
+    start), else in single-object encoding.
     """
 
     def __init__(
@@ -79,8 +86,11 @@ class Output:
         dlq_topic: str,
         on_error: Callable[[str], None] = lambda operation: None,
         retry_backoff_max_s: float = 5.0,
+        registry: SchemaRegistry | None = None,
     ) -> None:
         self._kafka = kafka
+        self._registry = registry
+        self._encoder = Encoder(PREDICTION_CODEC)
         self._output_topic = output_topic
         self._dlq_topic = dlq_topic
         self._on_error = on_error
@@ -88,9 +98,14 @@ class Output:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        """Connect (bounded by the broker timeout)."""
+        """Register the prediction schema (when writing registry framing), then connect
+        (bounded by the broker timeout)."""
         if self._producer is not None:
             return
+        if self._registry is not None and self._encoder.schema_id is None:
+            self._encoder = await Encoder.for_topic(
+                PREDICTION_CODEC, self._output_topic, self._registry
+            )
         self._producer = await self._kafka.started_producer(linger_ms=5, max_batch_size=1 << 20)
 
     async def stop(self) -> None:
@@ -109,12 +124,22 @@ class Output:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def predictions(self, predictions: Sequence[Prediction]) -> None:
-        """Send predictions keyed by molecule id; returns when every one is acknowledged."""
+    async def predictions(
+        self, predictions: Sequence[Prediction], headers: Sequence[Headers] | None = None
+    ) -> None:
+        """Send predictions keyed by molecule id, each with the headers of its input that
+        travel on (``headers[i]`` for ``predictions[i]``: trace context, correlation ids);
+        returns when every one is acknowledged."""
+        inputs = headers if headers is not None else [()] * len(predictions)
         await self._send_all(
             [
-                (self._output_topic, p.id.encode(), PREDICTION_CODEC.encode(p), None)
-                for p in predictions
+                (
+                    self._output_topic,
+                    p.id.encode(),
+                    self._encoder.encode(p),
+                    carried_headers(h) or None,
+                )
+                for p, h in zip(predictions, inputs, strict=True)
             ]
         )
 

@@ -40,6 +40,8 @@ from consumer.ray_health import RayWatchdog
 from consumer.settings import ConsumerSettings
 from consumer.status_server import StatusServer
 from schemas import MOLECULE_CODEC, DecodeError, Molecule, Prediction, Status
+from schemas.registry import SchemaRegistry, subject_of
+from schemas.wire import Decoder, SchemaPendingError
 
 log = structlog.get_logger(__name__)
 
@@ -141,11 +143,18 @@ class StreamProcessor:
             target=settings.min_workers,
             on_failure=self.hooks.worker_failure,
         )
+        self.registry = (
+            SchemaRegistry(settings, on_error=self.hooks.registry_error)
+            if settings.schema_registry_url is not None
+            else None
+        )
+        self.decoder = Decoder(MOLECULE_CODEC, self.registry)
         self.output = Output(
             settings,
             output_topic=settings.output_topic,
             dlq_topic=settings.dlq_topic,
             on_error=self.hooks.broker_error,
+            registry=self.registry if settings.writes_registry_framing else None,
         )
         self._rate = Ewma()
         self._completed = 0  # records done since start, for the pool's absorption rate
@@ -203,6 +212,9 @@ class StreamProcessor:
         # Ray installs signal handlers from the main thread only, so connect here, blocking.
         self._ray_owned = ray_runtime.connect(self.settings.ray_address, self.settings.ray_node_ip)
         await self.pool.start()
+        if self.registry is not None:  # waits (retrying) while the registry is away
+            await self.registry.start()
+            await self.registry.prime(subject_of(self.settings.input_topic))
         await self._until_connected("producer", self.output.start)
         await self._until_connected("consumer", self._start_consumer)
         self.consumer.subscribe([self.settings.input_topic], listener=_Rebalance(self))
@@ -288,6 +300,8 @@ class StreamProcessor:
             await asyncio.wait_for(self.consumer.stop(), self.settings.broker_timeout_s)
         except TimeoutError:
             log.warning("consumer did not leave the group in time")
+        if self.registry is not None:
+            await self.registry.stop()
         if ray_lost:
             log.error("stopped without the Ray cluster", in_flight=self._in_flight)
             return
@@ -377,30 +391,38 @@ class StreamProcessor:
         self._set_in_flight(self._in_flight + 1)
         headers = tuple(record.headers or ())
         try:
-            molecule = MOLECULE_CODEC.decode(record.value)
-        except DecodeError as exc:
-            letter = DeadLetter(
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                headers=headers,
-                stage="decode",
-                error=exc,
-                attempts=0,
-            )
-            log.warning(
-                "undecodable record",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=record.offset,
-                reason=exc.reason,
-                error=str(exc),
-            )
+            molecule = self.decoder.decode(record.value, headers)
+        except SchemaPendingError:
+            # Its writer schema is not cached yet: fetched in a task while the loop goes on.
             self._working[tp] += 1
-            self._spawn(self._dead_letter_routine(letter))
+            self._spawn(self._intake_pending(tp, record, headers, now))
             return
+        except DecodeError as exc:
+            self._working[tp] += 1
+            self._spawn(self._dead_letter_routine(_undecodable(tp, record, headers, exc)))
+            return
+        self._admit(tp, record, headers, molecule, now)
+
+    async def _intake_pending(
+        self, tp: TopicPartition, record: Any, headers: tuple[tuple[str, bytes], ...], now: float
+    ) -> None:
+        """A record waiting for its writer schema (in flight, its offset pending)."""
+        try:
+            molecule = await self.decoder.decode_async(record.value, headers)
+        except DecodeError as exc:
+            await self._dead_letter_routine(_undecodable(tp, record, headers, exc))
+            return
+        self._working[tp] -= 1  # the batch it joins counts it from now on
+        self._admit(tp, record, headers, molecule, now)
+
+    def _admit(
+        self,
+        tp: TopicPartition,
+        record: Any,
+        headers: tuple[tuple[str, bytes], ...],
+        molecule: Molecule,
+        now: float,
+    ) -> None:
         item = Item(
             tp=tp,
             offset=record.offset,
@@ -595,7 +617,8 @@ class StreamProcessor:
             if o.error_stage is not None
         ]
         await asyncio.gather(
-            self.output.predictions(predictions), self.output.dead_letters(letters)
+            self.output.predictions(predictions, [o.item.headers for o in outcomes]),
+            self.output.dead_letters(letters),
         )
         acked_ms = time.time() * 1000
         for outcome, prediction in zip(outcomes, predictions, strict=True):
@@ -773,6 +796,31 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         log.error("task died", task=task.get_name(), error=repr(task.exception()))
 
 
+def _undecodable(
+    tp: TopicPartition, record: Any, headers: tuple[tuple[str, bytes], ...], exc: DecodeError
+) -> DeadLetter:
+    """The dead letter of a record that does not decode (logged here, once)."""
+    log.warning(
+        "undecodable record",
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=record.offset,
+        reason=exc.reason,
+        error=str(exc),
+    )
+    return DeadLetter(
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=headers,
+        stage="decode",
+        error=exc,
+        attempts=0,
+    )
+
+
 def _letter(item: Item, stage: str, error: BaseException | str) -> DeadLetter:
     """The dead letter of an item's original record."""
     return DeadLetter(
@@ -817,10 +865,10 @@ async def run_until_signal(
     settings: ConsumerSettings,
     hooks: Hooks | None = None,
     *,
-    registry: CollectorRegistry | None = None,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> None:
     """Run a processor until SIGTERM or SIGINT, then shut it down gracefully. With
-    ``settings.metrics_port``, serve ``registry`` and the health endpoints on it.
+    ``settings.metrics_port``, serve ``metrics_registry`` and the health endpoints on it.
 
     A lost Ray cluster ends the process itself, with status :data:`RAY_LOST_EXIT_CODE`, after
     the bounded shutdown: Ray's client threads may be stuck until Ray aborts the process.
@@ -837,7 +885,7 @@ async def run_until_signal(
     status = StatusServer(
         host=settings.metrics_host,
         port=settings.metrics_port or 0,
-        registry=registry,
+        registry=metrics_registry,
         health=processor.health,
         max_poll_interval_s=settings.max_poll_interval_s,
     )

@@ -16,15 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from producer.publisher import Publisher
 from producer.readers import Format, ReadError, Skipped, detect_format, read_molecules
 from producer.results import prediction_json, read_predictions
+from producer.settings import ProduceSettings, ResultsSettings
 from schemas import Molecule
 from schemas.cli_options import build_settings, with_settings_options
-from schemas.kafka import KafkaSettings
+from schemas.errors import RegistryError
 
 # soft_wrap: a message to a pipe or a log is never broken at 80 columns mid-sentence.
 _err = Console(stderr=True, soft_wrap=True)
 
 
-@with_settings_options(KafkaSettings)
+@with_settings_options(ProduceSettings)
 def produce(
     files: Annotated[list[Path], typer.Argument(help="Molecule files: .smi, .csv or .sdf.")],
     topic: Annotated[
@@ -43,7 +44,7 @@ def produce(
     given: dict[str, Any],
 ) -> None:
     """Publish molecules from files to the input topic, keyed by id, acks=all."""
-    kafka = build_settings(KafkaSettings, given)
+    kafka = build_settings(ProduceSettings, given)
     for path in files:  # fail on a missing file or unknown format before connecting
         try:
             detect_format(path, format)
@@ -69,7 +70,8 @@ def produce(
         columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=_err, transient=False) as progress:
             task = progress.add_task("publish", total=None)
-            async with Publisher(kafka, topic=topic, rate_per_s=rate) as publisher:
+            publisher = Publisher(kafka, topic=topic, rate_per_s=rate, registry=kafka)
+            async with publisher:
                 return await publisher.publish_all(
                     molecules(), on_sent=lambda n: progress.update(task, completed=n)
                 )
@@ -82,12 +84,15 @@ def produce(
     except (KafkaError, OSError, TimeoutError) as exc:
         _err.print(f"[red]error:[/red] cannot reach {kafka.bootstrap_servers}: {exc!r}")
         raise typer.Exit(1) from None
+    except RegistryError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     for skip in skipped:
         _err.print(f"[yellow]skipped[/yellow] {skip.path}:{skip.position}: {skip.reason}")
     _err.print(f"published {count} molecules to {topic!r}, {len(skipped)} skipped")
 
 
-@with_settings_options(KafkaSettings)
+@with_settings_options(ResultsSettings)
 def results(
     topic: Annotated[
         str, typer.Option(envvar="MOLSTREAM_OUTPUT_TOPIC", help="Topic to read predictions from.")
@@ -103,11 +108,16 @@ def results(
     given: dict[str, Any],
 ) -> None:
     """Print predictions as JSON lines, every field; undecodable records go to stderr."""
-    kafka = build_settings(KafkaSettings, given)
+    kafka = build_settings(ResultsSettings, given)
 
     async def main() -> None:
         async for prediction in read_predictions(
-            kafka, topic=topic, from_beginning=from_beginning, max_count=max, timeout_s=timeout_s
+            kafka,
+            topic=topic,
+            from_beginning=from_beginning,
+            max_count=max,
+            timeout_s=timeout_s,
+            registry=kafka,
         ):
             if isinstance(prediction, Exception):
                 _err.print(f"[yellow]undecodable record:[/yellow] {prediction}")
@@ -116,6 +126,6 @@ def results(
 
     try:
         asyncio.run(main())
-    except (KafkaError, OSError, TimeoutError) as exc:
+    except (KafkaError, OSError, TimeoutError, RegistryError) as exc:
         _err.print(f"[red]error:[/red] {exc!r}")
         raise typer.Exit(1) from None

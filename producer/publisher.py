@@ -13,12 +13,19 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import MOLECULE_CODEC, Molecule
 from schemas.kafka import KafkaSettings
+from schemas.registry import SchemaRegistry
+from schemas.registry_settings import RegistryWriterSettings
+from schemas.wire import Encoder
 
 
 class Publisher:
     """Sends molecules keyed by id with acks=all, optionally paced to ``rate_per_s``.
 
     ``async with Publisher(settings, topic="molecules") as pub: await pub.publish_all(mols)``
+
+    With ``registry`` settings that write registry framing, molecules are in Schema
+    Registry framing under subject ``<topic>-value`` (registered at start), else in Avro
+    single-object encoding.
     """
 
     def __init__(
@@ -28,6 +35,7 @@ class Publisher:
         topic: str,
         rate_per_s: float | None = None,
         max_unacked: int = 10_000,
+        registry: RegistryWriterSettings | None = None,
     ) -> None:
         if rate_per_s is not None and rate_per_s <= 0:
             raise ValueError("rate_per_s must be > 0")
@@ -37,20 +45,39 @@ class Publisher:
         self._unacked = asyncio.Semaphore(max_unacked)
         self._producer: AIOKafkaProducer | None = None
         self._pending: set[asyncio.Future[object]] = set()
+        self._registry = (
+            SchemaRegistry(registry, give_up_after_s=registry.schema_registry_timeout_s)
+            if registry is not None and registry.writes_registry_framing
+            else None
+        )
+        self._encoder = Encoder(MOLECULE_CODEC)
 
     async def start(self) -> None:
-        """Connect; bounded by the broker timeout."""
-        if self._producer is None:
+        """Register the molecule schema (registry framing), then connect; each bounded by
+        its timeout. Nothing is left open when it fails."""
+        if self._producer is not None:
+            return
+        try:
+            if self._registry is not None:
+                await self._registry.start()
+                self._encoder = await Encoder.for_topic(MOLECULE_CODEC, self.topic, self._registry)
             self._producer = await self._kafka.started_producer(linger_ms=5)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Wait for every acknowledgement, then disconnect; safe twice."""
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await self.flush()
-            finally:
-                await producer.stop()
+        try:
+            if producer is not None:
+                try:
+                    await self.flush()
+                finally:
+                    await producer.stop()
+        finally:
+            if self._registry is not None:
+                await self._registry.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -67,7 +94,7 @@ class Publisher:
             molecule = replace(molecule, submitted_at=datetime.now(UTC))
         await self._unacked.acquire()
         fut: asyncio.Future[object] = await self._producer.send(
-            self.topic, value=MOLECULE_CODEC.encode(molecule), key=molecule.id.encode()
+            self.topic, value=self._encoder.encode(molecule), key=molecule.id.encode()
         )
         self._pending.add(fut)
         fut.add_done_callback(self._acked)

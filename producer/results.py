@@ -14,6 +14,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import PREDICTION_CODEC, DecodeError, Prediction
 from schemas.kafka import KafkaSettings
+from schemas.registry import SchemaRegistry
+from schemas.registry_settings import RegistrySettings
+from schemas.wire import Decoder
 
 
 def prediction_json(prediction: Prediction) -> str:
@@ -34,12 +37,22 @@ async def read_predictions(
     from_beginning: bool = True,
     max_count: int | None = None,
     timeout_s: float = 10.0,
+    registry: RegistrySettings | None = None,
 ) -> AsyncIterator[Prediction | DecodeError]:
     """Predictions of ``topic`` (no consumer group), until ``max_count`` or ``timeout_s``
-    without a new one. An undecodable record is yielded as its error, not raised."""
+    without a new one. An undecodable record is yielded as its error, not raised. Both
+    framings are read; registry-framed ones need ``registry`` settings with a URL."""
+    schema_registry = (
+        SchemaRegistry(registry, give_up_after_s=registry.schema_registry_timeout_s)
+        if registry is not None and registry.schema_registry_url is not None
+        else None
+    )
+    decoder = Decoder(PREDICTION_CODEC, schema_registry)
     consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), kafka.broker_timeout_s)
     try:
+        if schema_registry is not None:
+            await schema_registry.start()
         # A topic that does not exist yet has no predictions yet: wait for it like for one.
         partitions = await _partitions(consumer, topic, timeout_s)
         consumer.assign(partitions)
@@ -59,7 +72,7 @@ async def read_predictions(
             for records in batch.values():
                 for record in records:
                     try:
-                        yield PREDICTION_CODEC.decode(record.value)
+                        yield await decoder.decode_async(record.value, record.headers)
                     except DecodeError as exc:
                         yield exc
                     count += 1
@@ -67,6 +80,8 @@ async def read_predictions(
                         return
     finally:
         await consumer.stop()
+        if schema_registry is not None:
+            await schema_registry.stop()
 
 
 async def _partitions(

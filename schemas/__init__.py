@@ -1,4 +1,5 @@
-"""Wire format of molstream: Avro schemas, typed records and the single-object codec."""
+"""Wire format of molstream: Avro schemas, typed records, the codec and the two framings
+(Avro single-object encoding, Schema Registry framing)."""
 
 from schemas.codec import MOLECULE_CODEC, PREDICTION_CODEC, Codec, load_schema
 from schemas.errors import (
@@ -6,6 +7,8 @@ from schemas.errors import (
     CorruptBodyError,
     DecodeError,
     EmptyRecordError,
+    IncompatibleSchemaError,
+    NoRegistryError,
     UnknownSchemaError,
 )
 from schemas.records import Molecule, Prediction, Status
@@ -18,7 +21,9 @@ __all__ = [
     "CorruptBodyError",
     "DecodeError",
     "EmptyRecordError",
+    "IncompatibleSchemaError",
     "Molecule",
+    "NoRegistryError",
     "Prediction",
     "Status",
     "UnknownSchemaError",

@@ -17,18 +17,37 @@ class EmptyRecordError(DecodeError):
 
 
 class BadMagicError(DecodeError):
-    """Raised when a value does not start with the Avro single-object marker 0xC3 0x01."""
+    """Raised when a value is in no framing molstream reads: neither Avro single-object
+    encoding (0xC3 0x01) nor Schema Registry framing (0x00, or a ``__value_schema_id``
+    header)."""
 
     reason = "bad_magic"
 
 
 class UnknownSchemaError(DecodeError):
-    """Raised when a value names a schema fingerprint this reader does not know."""
+    """Raised when a value names a schema (fingerprint or registry id) this reader cannot find."""
 
     reason = "unknown_schema"
 
 
 class CorruptBodyError(DecodeError):
-    """Raised when the Avro body does not decode with the schema its fingerprint names."""
+    """Raised when the Avro body does not decode with the schema its header names."""
 
     reason = "corrupt_body"
+
+
+class NoRegistryError(DecodeError):
+    """Raised when a value is in Schema Registry framing and no registry is configured."""
+
+    reason = "no_schema_registry"
+
+
+class IncompatibleSchemaError(DecodeError):
+    """Raised when a value's writer schema (from the registry) cannot resolve to the reader's."""
+
+    reason = "incompatible_schema"
+
+
+class RegistryError(Exception):
+    """Raised when the Schema Registry refuses a request for good (not a passing outage):
+    a schema it rejects as incompatible or invalid, credentials it does not accept."""

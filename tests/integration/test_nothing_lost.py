@@ -122,7 +122,7 @@ async def test_undecodable_records_become_dead_letters_byte_for_byte(
     good_value = MOLECULE_CODEC.encode(valid[0])
     bad_values: list[bytes | None] = [
         b"",  # empty
-        b"\x00\x01not avro at all",  # wrong magic
+        b"\x01\x02not avro at all",  # wrong magic (0x00 would be Schema Registry framing)
         b"\xc3\x01" + b"\xff" * 8 + good_value[10:],  # unknown fingerprint
         good_value[:10] + b"\xff\xff\xff\xff\xff\xff",  # corrupt body
     ]

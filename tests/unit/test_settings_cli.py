@@ -27,6 +27,7 @@ from consumer.settings import ConsumerSettings
 from schemas import Molecule
 from schemas.cli_options import settings_parameters
 from schemas.kafka import KafkaSettings
+from schemas.registry_settings import RegistryWriterSettings
 
 
 @pytest.fixture(autouse=True)
@@ -249,9 +250,12 @@ def test_validation_errors_do_not_show_the_password(monkeypatch: pytest.MonkeyPa
     assert "pw42" not in str(info.value)
 
 
-def test_every_field_but_the_password_is_a_cli_parameter() -> None:
+ENV_ONLY = {"sasl_password", "schema_registry_password"}
+
+
+def test_every_field_but_the_passwords_is_a_cli_parameter() -> None:
     names = [p.name for p in settings_parameters(ConsumerSettings)]
-    assert names == [n for n in ConsumerSettings.model_fields if n != "sasl_password"]
+    assert names == [n for n in ConsumerSettings.model_fields if n not in ENV_ONLY]
 
 
 # -- the CLI ---------------------------------------------------------------------------------
@@ -268,7 +272,7 @@ def test_consume_help_lists_every_setting_with_its_variable(runner: CliRunner) -
     result = runner.invoke(app, ["consume", "--help"])
     assert result.exit_code == 0, result.output
     text = _flat(result.output)
-    fields = [n for n in ConsumerSettings.model_fields if n != "sasl_password"]
+    fields = [n for n in ConsumerSettings.model_fields if n not in ENV_ONLY]
     assert len(fields) >= 35
     for name in fields:
         option = "--" + name.replace("_", "-")
@@ -277,6 +281,7 @@ def test_consume_help_lists_every_setting_with_its_variable(runner: CliRunner) -
         pattern = rf"{re.escape(option)} (?:(?! --).)*?env: {variable}\]"
         assert re.search(pattern, text), f"{option} / {variable}"
     assert "--sasl-password" not in text
+    assert "--schema-registry-password" not in text
 
 
 @pytest.fixture
@@ -285,7 +290,7 @@ def consume_runtime(monkeypatch: pytest.MonkeyPatch) -> list[ConsumerSettings]:
     started: list[ConsumerSettings] = []
 
     async def fake_run(
-        settings: ConsumerSettings, hooks: object = None, *, registry: object = None
+        settings: ConsumerSettings, hooks: object = None, *, metrics_registry: object = None
     ) -> None:
         started.append(settings)
 
@@ -415,7 +420,14 @@ class FakePublisher:
 
     sent: list[Molecule]
 
-    def __init__(self, kafka: KafkaSettings, *, topic: str, rate_per_s: float | None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        topic: str,
+        rate_per_s: float | None,
+        registry: RegistryWriterSettings | None,
+    ) -> None:
         self.topic = topic
         FakePublisher.sent = []
 
