@@ -17,12 +17,18 @@ from typing import Any, Self
 import structlog
 
 from consumer.hooks import Hooks
-from consumer.policy import Ewma, PolicyConfig, PolicyState, ScalingContext, decide
-from consumer.pool import WorkerPool
+from consumer.lifecycle import Lifecycle
+from consumer.policy import PolicyConfig, PolicyState, ScalingContext, decide
+from consumer.pool import ReplicaPool
+from consumer.settings import ConsumerSettings
+from consumer.throughput import Throughput
 
 log = structlog.get_logger(__name__)
 
 LagReader = Callable[[], Awaitable[dict[tuple[str, int], int]]]
+
+WITHDRAW_TIMEOUT_S = 5.0
+"""Longest wait to withdraw the capacity request on stop."""
 
 
 def draining_node_ids(gcs_address: str, timeout_s: float = 5.0) -> set[str]:
@@ -41,17 +47,16 @@ def request_bundles(bundle: dict[str, float], count: int) -> None:
     request_resources(bundles=[dict(bundle) for _ in range(count)])
 
 
-class Autoscaler:
+class Autoscaler(Lifecycle):
     """Runs the scaling loop in a background task; ``start``/``stop`` idempotent."""
 
     def __init__(
         self,
         *,
-        pool: WorkerPool,
+        pool: ReplicaPool,
         config: PolicyConfig,
         read_lag: LagReader,
-        rate_per_worker: Callable[[], float | None],
-        completed: Callable[[], int],
+        throughput: Throughput,
         hooks: Hooks,
         interval_s: float,
         gcs_address: Callable[[], str | None],
@@ -61,10 +66,7 @@ class Autoscaler:
         self._pool = pool
         self._config = config
         self._read_lag = read_lag
-        self._rate = rate_per_worker
-        self._completed = completed
-        self._completed_rate = Ewma(alpha=0.3)
-        self._last_completed: tuple[float, int] | None = None
+        self._throughput = throughput
         self._hooks = hooks
         self._interval_s = interval_s
         self._gcs_address = gcs_address
@@ -73,6 +75,37 @@ class Autoscaler:
         self.state = PolicyState(desired=pool.target)
         self._requested: int | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: ConsumerSettings,
+        *,
+        pool: ReplicaPool,
+        read_lag: LagReader,
+        throughput: Throughput,
+        hooks: Hooks,
+        clock: Callable[[], float],
+    ) -> Self:
+        """The loop ``molstream consume`` runs, on the cluster this process is connected to."""
+        return cls(
+            pool=pool,
+            config=PolicyConfig(
+                min_workers=settings.min_workers,
+                max_workers=settings.max_workers,
+                target_drain_s=settings.target_drain_s,
+                upscale_delay_s=settings.upscale_delay_s,
+                downscale_delay_s=settings.downscale_delay_s,
+                batch_size=settings.batch_size,
+            ),
+            read_lag=read_lag,
+            throughput=throughput,
+            hooks=hooks,
+            interval_s=settings.autoscale_interval_s,
+            gcs_address=gcs_address_of_current_ray,
+            bundle=pool.bundle,
+            clock=clock,
+        )
 
     async def start(self) -> None:
         """Start the loop (the first decision is taken at once)."""
@@ -89,17 +122,13 @@ class Autoscaler:
                 await task
             if self._requested:
                 try:
-                    await asyncio.to_thread(request_bundles, self._bundle, 0)
+                    # Bounded: with the GCS gone the request would wait for Ray's own abort.
+                    await asyncio.wait_for(
+                        asyncio.to_thread(request_bundles, self._bundle, 0), WITHDRAW_TIMEOUT_S
+                    )
                 except Exception as exc:  # Ray may be gone already; nothing left to release
                     log.warning("could not withdraw the capacity request", error=str(exc))
                 self._requested = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def _scale_routine(self) -> None:
         while True:
@@ -116,17 +145,12 @@ class Autoscaler:
         lags = await self._read_lag()
         for (topic, partition), lag in lags.items():
             self._hooks.lag(topic, partition, lag)
-        now, done = self._clock(), self._completed()
-        if self._last_completed is not None and now > self._last_completed[0]:
-            then, done_then = self._last_completed
-            self._completed_rate.update((done - done_then) / (now - then))
-        self._last_completed = (now, done)
         ctx = ScalingContext(
-            now=now,
+            now=self._clock(),
             lag=sum(lags.values()),
-            rate_per_worker=self._rate(),
+            rate_per_worker=self._throughput.rate_per_replica(),
             startup_s=self._pool.startup_s() or 0.0,
-            completed_per_s=self._completed_rate.value or 0.0,
+            completed_per_s=self._throughput.completed_per_s(),
         )
         previous = self.state.desired
         self.state = decide(ctx, self.state, self._config)

@@ -118,7 +118,7 @@ def consume(*, given: dict[str, Any]) -> None:
 
     from consumer.errors import MolstreamError
     from consumer.metrics import PrometheusHooks
-    from consumer.processor import run_until_signal
+    from consumer.runner import run_until_signal
     from schemas.errors import RegistryError
 
     settings = build_settings(ConsumerSettings, given)

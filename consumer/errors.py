@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from consumer.reasons import LossReason
+
 
 class MolstreamError(Exception):
     """Base of every error the consumer raises on purpose."""
@@ -18,10 +20,10 @@ class ModelLoadError(ConfigurationError):
 class WorkerLostError(MolstreamError):
     """Raised when a worker died, was lost with its node, or did not answer in time."""
 
-    def __init__(self, worker: str, reason: str, detail: str = "") -> None:
+    def __init__(self, worker: str, reason: LossReason, detail: str = "") -> None:
         super().__init__(f"worker {worker} lost ({reason}){': ' + detail if detail else ''}")
         self.worker = worker
-        self.reason = reason  # a tag: timeout, died, unavailable, preempted, ray_error
+        self.reason = reason
 
 
 class BatchFailedError(MolstreamError):

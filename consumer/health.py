@@ -15,3 +15,10 @@ class Health:
     """Member of the group with at least one partition."""
     workers: int
     """Workers ready, busy or deploying."""
+    scaled_to_zero: bool = False
+    """The pool wants no worker (``--min-workers 0`` at idle): ready all the same."""
+
+    @property
+    def ready(self) -> bool:
+        """A group member with partitions, and a worker to run them (or none wanted)."""
+        return self.assigned and (self.workers > 0 or self.scaled_to_zero)

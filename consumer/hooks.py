@@ -6,6 +6,7 @@ Prometheus, the way dramatiq's Prometheus middleware sits beside its worker.
 
 from __future__ import annotations
 
+from consumer.reasons import DeadLetterStage, LossReason
 from schemas import Status
 
 
@@ -18,7 +19,7 @@ class Hooks:
     def prediction(self, status: Status, end_to_end_s: float | None) -> None:
         """A prediction was acknowledged; ``end_to_end_s`` is record timestamp to ack."""
 
-    def dead_letter(self, stage: str) -> None:
+    def dead_letter(self, stage: DeadLetterStage) -> None:
         """A record went to the dead-letter topic; ``stage`` is where it failed."""
 
     def committed(self, count: int) -> None:
@@ -30,7 +31,7 @@ class Hooks:
     def retry(self) -> None:
         """A batch is attempted again."""
 
-    def worker_failure(self, reason: str) -> None:
+    def worker_failure(self, reason: LossReason) -> None:
         """A worker died, hung, failed to start or was preempted."""
 
     def in_flight(self, count: int) -> None:

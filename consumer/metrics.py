@@ -5,13 +5,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumer.hooks import Hooks
+from consumer.reasons import DeadLetterStage, LossReason
 from schemas import Status
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 POOL_STATES = ("deploying", "ready", "busy", "draining")
-DEAD_LETTER_STAGES = ("decode", "predict", "publish")
-FAILURE_REASONS = ("died", "unavailable", "preempted", "timeout", "ray_error", "start_failed")
 
 
 class PrometheusHooks(Hooks):
@@ -91,9 +90,9 @@ class PrometheusHooks(Hooks):
         # Series exist from the start, so dashboards show 0 rather than "no data".
         for status in Status:
             self.predictions_total.labels(status.value)
-        for stage in DEAD_LETTER_STAGES:
+        for stage in DeadLetterStage:
             self.dead_letters_total.labels(stage)
-        for reason in FAILURE_REASONS:
+        for reason in LossReason:
             self.worker_failures_total.labels(reason)
         self._worker_seconds_seen = 0.0
 
@@ -105,7 +104,7 @@ class PrometheusHooks(Hooks):
         if end_to_end_s is not None:
             self.end_to_end_seconds.observe(max(0.0, end_to_end_s))
 
-    def dead_letter(self, stage: str) -> None:
+    def dead_letter(self, stage: DeadLetterStage) -> None:
         self.dead_letters_total.labels(stage).inc()
 
     def committed(self, count: int) -> None:
@@ -118,7 +117,7 @@ class PrometheusHooks(Hooks):
     def retry(self) -> None:
         self.batch_retries_total.inc()
 
-    def worker_failure(self, reason: str) -> None:
+    def worker_failure(self, reason: LossReason) -> None:
         self.worker_failures_total.labels(reason).inc()
 
     def in_flight(self, count: int) -> None:

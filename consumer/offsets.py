@@ -1,8 +1,10 @@
-"""Per-partition offset tracking with out-of-order completion (pure, no I/O).
+"""Per-partition bookkeeping with out-of-order completion (pure, no I/O).
 
 Batches finish in any order, but Kafka commits are a single number per partition: "everything
-below this offset is done". The tracker keeps, per partition, the offsets fetched and not yet
-committed, in fetch order, and reports the highest offset it is safe to commit.
+below this offset is done". One :class:`PartitionState` per partition holds all that the
+consumer knows of it (offsets fetched and not yet committable, records at work, the last
+commit, the base its lag is counted from), so a revoke drops one object (like the Confluent
+Parallel Consumer's ``PartitionState``).
 """
 
 from __future__ import annotations
@@ -16,40 +18,74 @@ K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(slots=True)
-class _Partition:
+class PartitionState:
+    """Everything tracked for one partition."""
+
     pending: deque[int] = field(default_factory=deque)
+    """Offsets fetched and not yet committable, in fetch order."""
     done: set[int] = field(default_factory=set)
+    """Pending offsets already done (out of order)."""
     committable: int | None = None
+    """The next offset after the fully done prefix."""
     last_registered: int = -1
+    working: int = 0
+    """Records handed to a task (batch or dead letter) and not finished: what a revoke waits
+    for. Records still being batched are not counted."""
+    committed: int | None = None
+    """The offset this consumer committed last."""
+    lag_base: int | None = None
+    """The group's committed offset when the partition was assigned, until a commit of ours."""
+
+    def register(self, offset: int) -> None:
+        """Record that ``offset`` was fetched; offsets must arrive increasing."""
+        if offset <= self.last_registered:
+            raise ValueError(f"offset {offset} registered after {self.last_registered}")
+        self.last_registered = offset
+        self.pending.append(offset)
+
+    def complete(self, offset: int) -> None:
+        """Record that ``offset`` is fully handled (its output acknowledged)."""
+        if not self.pending or offset < self.pending[0]:
+            return  # a stale completion: nothing to record
+        self.done.add(offset)
+        while self.pending and self.pending[0] in self.done:
+            head = self.pending.popleft()
+            self.done.discard(head)
+            self.committable = head + 1
+
+    def to_commit(self) -> int | None:
+        """The offset to commit now, or None when nothing new is committable."""
+        if self.committable is None or self.committable == self.committed:
+            return None
+        return self.committable
 
 
 class OffsetTracker(Generic[K]):
-    """Tracks fetched offsets of many partitions; keyed by any hashable partition id."""
+    """The partition states of many partitions; keyed by any hashable partition id."""
 
     def __init__(self) -> None:
-        self._parts: dict[K, _Partition] = {}
+        self._parts: dict[K, PartitionState] = {}
+
+    def state(self, partition: K) -> PartitionState:
+        """The state of ``partition`` (created empty on first use)."""
+        return self._parts.setdefault(partition, PartitionState())
+
+    def get(self, partition: K) -> PartitionState | None:
+        """The state of ``partition`` if it is tracked."""
+        return self._parts.get(partition)
 
     def register(self, partition: K, offset: int) -> None:
         """Record that ``offset`` was fetched; offsets of a partition must arrive increasing."""
-        part = self._parts.setdefault(partition, _Partition())
-        if offset <= part.last_registered:
-            raise ValueError(f"offset {offset} registered after {part.last_registered}")
-        part.last_registered = offset
-        part.pending.append(offset)
+        self.state(partition).register(offset)
 
     def done(self, partition: K, offset: int) -> None:
         """Record that ``offset`` is fully handled (its output acknowledged)."""
         part = self._parts.get(partition)
-        if part is None or not part.pending or offset < part.pending[0]:
-            return  # forgotten (revoked) partition or a stale completion: nothing to record
-        part.done.add(offset)
-        while part.pending and part.pending[0] in part.done:
-            head = part.pending.popleft()
-            part.done.discard(head)
-            part.committable = head + 1
+        if part is not None:  # else a forgotten (revoked) partition: nothing to record
+            part.complete(offset)
 
     def committable(self) -> dict[K, int]:
-        """Offsets to commit now: per partition, the next offset after a fully done prefix."""
+        """Offsets safe to commit: per partition, the next offset after a fully done prefix."""
         return {p: s.committable for p, s in self._parts.items() if s.committable is not None}
 
     def pending_count(self, partition: K | None = None) -> int:

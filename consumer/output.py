@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from consumer.errors import PublishRejectedError
+from consumer.lifecycle import Lifecycle
+from consumer.reasons import DeadLetterStage
 from schemas import PREDICTION_CODEC, Prediction
 from schemas.headers import carried_headers
 from schemas.kafka import KafkaSettings
@@ -47,7 +49,7 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     headers: Headers
-    stage: str
+    stage: DeadLetterStage
     error: BaseException | str
     attempts: int
 
@@ -69,7 +71,7 @@ class DeadLetter:
         return [*self.headers, *((HEADER_PREFIX + k, v.encode()) for k, v in extra.items())]
 
 
-class Output:
+class Output(Lifecycle):
     """One idempotent-lifecycle producer for predictions and dead letters (acks=all).
 
     A send that fails (broker down, timeout) is sent again with backoff until it is
@@ -116,13 +118,6 @@ class Output:
                 await asyncio.wait_for(producer.stop(), self._kafka.broker_timeout_s)
             except TimeoutError:
                 log.warning("producer did not flush in time")
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def predictions(
         self, predictions: Sequence[Prediction], headers: Sequence[Headers] | None = None

@@ -1,89 +1,47 @@
-"""The pool of model workers: Ray actors that join as Ray places them.
+"""The pool of replicas: Ray actors holding the model, that join as Ray places them.
 
-States: deploying → ready ⇄ busy → (dead | draining → stopped). Ready workers wait in an
-``asyncio.Queue``; a batch takes the first ready one, so work starts on the first worker Ray
-places and spreads to each one that arrives later. The pool keeps ``target`` workers alive:
-a lost worker is replaced in the background, where capacity exists.
+States: deploying → ready ⇄ busy → (dead | draining → stopped). Ready replicas wait in an
+``asyncio.Queue``; a batch takes the first ready one, so work starts on the first replica Ray
+places and spreads to each one that arrives later. The pool keeps ``target`` replicas alive:
+a lost one is replaced in the background, where capacity exists.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Self
 
-import ray
 import structlog
-from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
+from ray.exceptions import RayError
 
-from consumer.errors import BatchFailedError, WorkerLostError
+from consumer.errors import WorkerLostError
+from consumer.lifecycle import Lifecycle
 from consumer.models import ModelResult
-from consumer.policy import Ewma
-from consumer.worker import ModelWorker, WorkerInfo
+from consumer.reasons import LossReason
+from consumer.replica import (
+    GONE,
+    ActorOptions,
+    ActorSpec,
+    Lifetimes,
+    Replica,
+    ReplicaState,
+    await_ref,
+    call_predict,
+    kill,
+)
+from consumer.settings import ConsumerSettings
+from consumer.worker import WorkerInfo
 
 log = structlog.get_logger(__name__)
 
 _deploy_ids = itertools.count(1)
 
 
-class WorkerState(enum.StrEnum):
-    """Life of a worker in the pool."""
-
-    DEPLOYING = "deploying"
-    READY = "ready"
-    BUSY = "busy"
-    DRAINING = "draining"
-    STOPPED = "stopped"
-    DEAD = "dead"
-
-
-_GONE = (WorkerState.STOPPED, WorkerState.DEAD)
-
-
-@dataclass(eq=False)
-class Worker:
-    """One actor and what the pool knows of it."""
-
-    name: str
-    handle: Any
-    created_at: float
-    state: WorkerState = WorkerState.DEPLOYING
-    info: WorkerInfo | None = None
-    ended_at: float | None = None
-    holding: tuple[tuple[str, int, int], ...] = ()
-    """The in-flight ledger: (topic, partition, offset) of the batch this worker holds."""
-    ready_task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    @property
-    def node_id(self) -> str | None:
-        """The Ray node the worker runs on, once placed."""
-        return self.info.node_id if self.info else None
-
-
-@dataclass(frozen=True, slots=True)
-class ActorOptions:
-    """Resources each worker reserves from Ray."""
-
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    resources: dict[str, float] = field(default_factory=dict)
-
-    def bundle(self) -> dict[str, float]:
-        """The resource bundle of one worker, as the autoscaler counts it."""
-        bundle = {"CPU": self.num_cpus, **self.resources}
-        if self.num_gpus:
-            bundle["GPU"] = self.num_gpus
-        return {k: v for k, v in bundle.items() if v}
-
-
-class WorkerPool:
-    """Deploys, hands out, replaces and stops model workers."""
+class ReplicaPool(Lifecycle):
+    """Deploys, hands out, replaces and stops replicas."""
 
     def __init__(
         self,
@@ -92,23 +50,20 @@ class WorkerPool:
         model_options: dict[str, str],
         actor_options: ActorOptions,
         target: int,
-        on_failure: Callable[[str], None] = lambda reason: None,
+        on_failure: Callable[[LossReason], None] = lambda reason: None,
         deploy_retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._model = model
-        self._model_options = model_options
-        self._actor_options = actor_options
+        self._spec = ActorSpec(model, model_options, actor_options)
         self._target = target
         self._on_failure = on_failure
         self._deploy_retry_s = deploy_retry_s
         self._clock = clock
-        self._workers: list[Worker] = []
-        self._ready: asyncio.Queue[Worker] = asyncio.Queue()
-        self._ended_seconds = 0.0
+        self._workers: list[Replica] = []
+        self._ready: asyncio.Queue[Replica] = asyncio.Queue()
+        self._lifetimes = Lifetimes(clock)
         self._started = False
         self._deploy_failures = 0
-        self._startup = Ewma()
 
     async def start(self) -> None:
         """Deploy the initial workers; returns at once (they join as Ray places them)."""
@@ -123,19 +78,12 @@ class WorkerPool:
             return
         self._started = False
         for worker in list(self._workers):
-            self._end(worker, WorkerState.STOPPED)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+            self._end(worker, ReplicaState.STOPPED)
 
     @property
     def bundle(self) -> dict[str, float]:
         """Resources of one worker, as Ray's autoscaler counts them."""
-        return self._actor_options.bundle()
+        return self._spec.actor_options.bundle()
 
     @property
     def target(self) -> int:
@@ -147,77 +95,64 @@ class WorkerPool:
         self._target = max(0, target)
         self._reconcile()
 
-    def counts(self) -> Counter[WorkerState]:
+    def counts(self) -> Counter[ReplicaState]:
         """Workers by state (dead and stopped ones are forgotten)."""
         return Counter(w.state for w in self._workers)
 
-    def workers(self) -> list[Worker]:
+    def workers(self) -> list[Replica]:
         """The live workers."""
         return list(self._workers)
 
     def startup_s(self) -> float | None:
-        """Smoothed time from deploying a worker to its being ready (None before one was)."""
-        return self._startup.value
+        """Smoothed time from deploying a replica to its being ready (None before one was)."""
+        return self._lifetimes.startup_s()
 
     def worker_seconds(self) -> float:
-        """Total time every worker existed, deploying included: the cost of the pool."""
-        now = self._clock()
-        return self._ended_seconds + sum(now - w.created_at for w in self._workers)
+        """Total time every replica existed, deploying included: the cost of the pool."""
+        return self._lifetimes.worker_seconds(self._workers)
 
-    async def acquire(self) -> Worker:
+    async def acquire(self) -> Replica:
         """Wait for a ready worker and mark it busy."""
         while True:
             worker = await self._ready.get()
-            if worker.state is WorkerState.READY:
-                worker.state = WorkerState.BUSY
+            if worker.state is ReplicaState.READY:
+                worker.state = ReplicaState.BUSY
                 return worker
 
-    def release(self, worker: Worker) -> None:
+    def release(self, worker: Replica) -> None:
         """Give a worker back after a batch; a draining or surplus one is stopped instead."""
-        worker.holding = ()
-        if worker.state is WorkerState.DRAINING:
-            self._end(worker, WorkerState.STOPPED)
+        if worker.state is ReplicaState.DRAINING:
+            self._end(worker, ReplicaState.STOPPED)
             return
-        if worker.state is not WorkerState.BUSY:
+        if worker.state is not ReplicaState.BUSY:
             return
         if self._alive() > self._target:
-            self._end(worker, WorkerState.STOPPED)
+            self._end(worker, ReplicaState.STOPPED)
             return
-        worker.state = WorkerState.READY
+        worker.state = ReplicaState.READY
         self._ready.put_nowait(worker)
 
     async def predict(
-        self, worker: Worker, smiles: list[str], *, timeout_s: float
+        self, replica: Replica, smiles: list[str], *, timeout_s: float
     ) -> list[ModelResult]:
-        """Run one batch on a busy worker. The caller releases it afterwards.
+        """Run one batch on a busy replica. The caller releases it afterwards.
 
-        Raises :class:`WorkerLostError` (the worker is gone and already replaced) or
-        :class:`BatchFailedError` (the model raised; the worker is fine).
+        Raises :class:`WorkerLostError` (the replica is gone, and already replaced) or
+        :class:`~consumer.errors.BatchFailedError` (the model raised; the replica is fine).
         """
-        ref = worker.handle.predict.remote(smiles)
         try:
-            results: list[ModelResult] = await asyncio.wait_for(_await_ref(ref), timeout_s)
-        except TimeoutError:
-            self.lose(worker, "timeout")
-            raise WorkerLostError(worker.name, "timeout", f"no answer in {timeout_s:g} s") from None
-        except RayTaskError as exc:
-            raise BatchFailedError(f"model raised: {exc.cause!r}") from exc
-        except RayActorError as exc:
-            reason = _loss_reason(worker, exc)
-            self.lose(worker, reason)
-            raise WorkerLostError(worker.name, reason, type(exc).__name__) from exc
-        except RayError as exc:
-            self.lose(worker, "ray_error")
-            raise WorkerLostError(worker.name, "ray_error", f"{type(exc).__name__}: {exc}") from exc
-        return results
+            return await call_predict(replica, smiles, timeout_s)
+        except WorkerLostError as exc:
+            self.lose(replica, exc.reason)
+            raise
 
-    def lose(self, worker: Worker, reason: str) -> None:
+    def lose(self, worker: Replica, reason: LossReason) -> None:
         """Drop a worker that died or hung, and deploy a replacement in the background."""
-        if worker.state in _GONE:
+        if worker.state in GONE:
             return
         log.warning("worker lost", worker=worker.name, node=worker.node_id, reason=reason)
         self._on_failure(reason)
-        self._end(worker, WorkerState.DEAD)
+        self._end(worker, ReplicaState.DEAD)
         self._reconcile()
 
     def drain_nodes(self, node_ids: Iterable[str]) -> None:
@@ -228,18 +163,18 @@ class WorkerPool:
         nodes = set(node_ids)
         drained = False
         for worker in list(self._workers):
-            if worker.node_id in nodes and worker.state in (WorkerState.READY, WorkerState.BUSY):
+            if worker.node_id in nodes and worker.state in (ReplicaState.READY, ReplicaState.BUSY):
                 drained = True
-                if worker.state is WorkerState.READY:
-                    self._end(worker, WorkerState.STOPPED)
+                if worker.state is ReplicaState.READY:
+                    self._end(worker, ReplicaState.STOPPED)
                 else:
-                    worker.state = WorkerState.DRAINING
+                    worker.state = ReplicaState.DRAINING
                 log.info("worker draining", worker=worker.name, node=worker.node_id)
         if drained:
             self._reconcile()
 
     def _alive(self) -> int:
-        return sum(1 for w in self._workers if w.state is not WorkerState.DRAINING)
+        return sum(1 for w in self._workers if w.state is not ReplicaState.DRAINING)
 
     def _reconcile(self) -> None:
         if not self._started:
@@ -250,86 +185,75 @@ class WorkerPool:
                 self._deploy()
             return
         # Too many: deploying ones first (they cost without working), then idle ones.
-        for state in (WorkerState.DEPLOYING, WorkerState.READY):
+        for state in (ReplicaState.DEPLOYING, ReplicaState.READY):
             for worker in [w for w in reversed(self._workers) if w.state is state]:
                 if surplus == 0:
                     return
-                self._end(worker, WorkerState.STOPPED)
+                self._end(worker, ReplicaState.STOPPED)
                 surplus -= 1
 
     def _deploy(self) -> None:
-        opts = self._actor_options
-        actor_cls = ray.remote(ModelWorker).options(
-            num_cpus=opts.num_cpus,
-            num_gpus=opts.num_gpus,
-            resources=opts.resources or None,
-            max_restarts=0,
-            max_task_retries=0,
-        )
-        worker = Worker(
-            name=f"worker-{next(_deploy_ids)}",
-            handle=actor_cls.remote(self._model, self._model_options),
-            created_at=self._clock(),
-        )
+        worker = self._spec.spawn(f"worker-{next(_deploy_ids)}", self._clock())
         self._workers.append(worker)
         worker.ready_task = asyncio.create_task(self._ready_routine(worker), name=worker.name)
 
-    async def _ready_routine(self, worker: Worker) -> None:
+    async def _ready_routine(self, worker: Replica) -> None:
         try:
-            info: WorkerInfo = await _await_ref(worker.handle.info.remote())
+            info: WorkerInfo = await await_ref(worker.handle.info.remote())
         except asyncio.CancelledError:
             raise
         except RayError as exc:
-            if worker.state in _GONE:
+            if worker.state in GONE:
                 return
             self._deploy_failures += 1
             log.error("worker failed to start", worker=worker.name, error=str(exc)[:2000])
-            self._on_failure("start_failed")
-            self._end(worker, WorkerState.DEAD)
+            self._on_failure(LossReason.START_FAILED)
+            self._end(worker, ReplicaState.DEAD)
             # Back off so a model that cannot load does not spin the cluster.
             await asyncio.sleep(
                 min(30.0, self._deploy_retry_s * 2 ** min(self._deploy_failures, 5))
             )
             self._reconcile()
             return
-        if worker.state is not WorkerState.DEPLOYING:
+        if worker.state is not ReplicaState.DEPLOYING:
             return
         self._deploy_failures = 0
-        self._startup.update(self._clock() - worker.created_at)
+        after_s = self._lifetimes.ready(worker)
         worker.info = info
-        worker.state = WorkerState.READY
+        worker.state = ReplicaState.READY
         log.info(
             "worker ready",
             worker=worker.name,
             node=info.node_id,
             pid=info.pid,
-            after_s=round(self._clock() - worker.created_at, 3),
+            after_s=round(after_s, 3),
         )
         self._ready.put_nowait(worker)
 
-    def _end(self, worker: Worker, state: WorkerState) -> None:
-        if worker.state in _GONE:
+    def _end(self, worker: Replica, state: ReplicaState) -> None:
+        if worker.state in GONE:
             return
         worker.state = state
-        worker.ended_at = self._clock()
-        self._ended_seconds += worker.ended_at - worker.created_at
+        self._lifetimes.ended(worker)
         self._workers.remove(worker)
         task = worker.ready_task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
-        with contextlib.suppress(Exception):
-            ray.kill(worker.handle, no_restart=True)
+        kill(worker)
 
 
-async def _await_ref(ref: Any) -> Any:
-    return await ref
-
-
-def _loss_reason(worker: Worker, exc: RayActorError) -> str:
-    """Why a worker is gone: ``preempted`` (its node was draining or Ray says so),
-    ``unavailable`` (its node stopped answering, the first sign of a lost node) or ``died``."""
-    if worker.state is WorkerState.DRAINING or getattr(exc, "preempted", False):
-        return "preempted"
-    if isinstance(exc, ActorUnavailableError):
-        return "unavailable"
-    return "died"
+def pool_for(
+    settings: ConsumerSettings, *, on_failure: Callable[[LossReason], None]
+) -> ReplicaPool:
+    """The pool ``molstream consume`` runs: its model, resources and smallest size."""
+    return ReplicaPool(
+        model=settings.model,
+        model_options=settings.model_option,
+        actor_options=ActorOptions(
+            num_cpus=settings.worker_num_cpus,
+            num_gpus=settings.worker_num_gpus,
+            resources=settings.worker_resources,
+        ),
+        target=settings.min_workers,
+        on_failure=on_failure,
+    )

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Self
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from consumer.health import Health
+from consumer.lifecycle import Lifecycle
 
 
-class StatusServer:
+class StatusServer(Lifecycle):
     """``start`` binds ``host:port`` (0: any free port, see :attr:`port`); ``stop`` is safe
     twice; ``async with`` works too."""
 
@@ -62,13 +62,6 @@ class StatusServer:
         if runner is not None:
             await runner.cleanup()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
     async def _metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self._registry) if self._registry is not None else b""
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -83,7 +76,7 @@ class StatusServer:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         health = self._health()
-        ok = health is not None and health.assigned and health.workers > 0
+        ok = health is not None and health.ready
         detail = {
             "assigned": health is not None and health.assigned,
             "workers": 0 if health is None else health.workers,

@@ -14,7 +14,7 @@ from bench.reuse.analyse import Measured, Schedule, Work, measure
 from consumer.dev.raycluster import SPOT_RESOURCE
 from consumer.hooks import Hooks
 from consumer.models import load_model
-from consumer.pool import WorkerPool
+from consumer.pool import ReplicaPool
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
@@ -128,7 +128,7 @@ class _Recorder(Hooks):
 
     def __init__(self, t0: float) -> None:
         self.t0 = t0
-        self.worker_pool: WorkerPool | None = None
+        self.worker_pool: ReplicaPool | None = None
         self.nodes: dict[str, str] = {}
         self.batches: list[tuple[str, float, float]] = []
         self.predictions = 0

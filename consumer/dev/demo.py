@@ -94,15 +94,7 @@ async def run_demo(
         data = Path(tmp) / "molecules.smi"
         data.write_text("\n".join(lines) + "\n")
         console.print(f"broker on {broker.bootstrap_servers}, Ray head on {cluster.address}")
-        settings = ConsumerSettings(
-            bootstrap_servers=broker.bootstrap_servers,
-            ray_address=cluster.address,
-            worker_resources={SPOT_RESOURCE: 1},
-            min_workers=nodes,
-            max_workers=nodes,
-            model=model,
-            group_id="molstream-demo",
-        )
+        settings = _demo_settings(broker.bootstrap_servers, cluster.address, nodes, model)
         counts = DemoCounts()
         publish = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "consumer.cli", "produce", str(data)),
@@ -137,6 +129,19 @@ async def run_demo(
     summary = DemoSummary(len(lines), counts, elapsed, counts.done == len(lines))
     _print_summary(console, summary)
     return summary
+
+
+def _demo_settings(bootstrap: str, ray_address: str, nodes: int, model: str) -> ConsumerSettings:
+    """One worker per simulated Spot node, from the start."""
+    return ConsumerSettings(
+        bootstrap_servers=bootstrap,
+        ray_address=ray_address,
+        worker_resources={SPOT_RESOURCE: 1},
+        min_workers=nodes,
+        max_workers=nodes,
+        model=model,
+        group_id="molstream-demo",
+    )
 
 
 def _print_summary(console: Console, summary: DemoSummary) -> None:

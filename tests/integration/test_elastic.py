@@ -18,7 +18,7 @@ from bench.harness import (
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
-from consumer.pool import WorkerState
+from consumer.replica import ReplicaState
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import Status
@@ -62,7 +62,7 @@ async def test_work_starts_on_the_first_node_and_spreads_to_the_next(
         OutputWatcher(broker.bootstrap_servers) as out,
         StreamProcessor(settings, hooks=timeline) as proc,
     ):
-        await wait_until(lambda: proc.pool.counts()[WorkerState.DEPLOYING] == 2, 30, "deploying")
+        await wait_until(lambda: proc.pool.counts()[ReplicaState.DEPLOYING] == 2, 30, "deploying")
         assert timeline.first_prediction_at is None, "no node, no prediction"
         ray_cluster.add_spot_node()
         first_node_at = time.monotonic()
@@ -96,7 +96,7 @@ async def test_a_draining_node_gets_no_new_batch_and_loses_nothing(
         (victim,) = [w for w in proc.pool.workers() if w.node_id == doomed]
         ray_cluster.preempt_notice(nodes[0], deadline_s=60)
         await wait_until(
-            lambda: victim.state in (WorkerState.DRAINING, WorkerState.STOPPED), 15, "drain seen"
+            lambda: victim.state in (ReplicaState.DRAINING, ReplicaState.STOPPED), 15, "drain seen"
         )
         batches_at_notice = timeline.by_worker[victim.name]
         await wait_until(lambda: out.total >= 2500, 120, "progress after the notice")

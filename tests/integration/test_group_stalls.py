@@ -26,7 +26,8 @@ from bench.harness import (
 )
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
-from consumer.processor import RAY_LOST_EXIT_CODE, StreamProcessor
+from consumer.processor import StreamProcessor
+from consumer.runner import RAY_LOST_EXIT_CODE
 from consumer.settings import ConsumerSettings
 from tests.integration.test_nothing_lost import consumer_process
 

@@ -27,7 +27,7 @@ from bench.harness import (
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
-from consumer.pool import WorkerState
+from consumer.replica import ReplicaState
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, Molecule, Status
@@ -105,7 +105,7 @@ async def test_a_worker_that_hangs_is_killed_and_replaced(
         StreamProcessor(settings, hooks=Failures()) as proc,
     ):
         await wait_until(lambda: len(out.ids) >= len(inputs), 120, "a prediction per input")
-        await wait_until(lambda: proc.pool.counts()[WorkerState.READY] >= 1, 30, "a new worker")
+        await wait_until(lambda: proc.pool.counts()[ReplicaState.READY] >= 1, 30, "a new worker")
     by_id = {p.id: p for p in out.predictions}
     assert by_id[hung.id].status is Status.FAILED
     assert "timeout" in (by_id[hung.id].error or "")

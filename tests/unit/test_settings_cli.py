@@ -1,6 +1,6 @@
 """Unit tests for consumer.settings, schemas.cli_options and the ``molstream`` CLI.
 
-No broker and no Ray: the module consume runs (consumer.processor) is replaced by a stand-in
+No broker and no Ray: the module consume runs (consumer.runner) is replaced by a stand-in
 before it is invoked, and the only network use is a connection to 127.0.0.1:1 (refused) in
 one produce test.
 """
@@ -297,10 +297,10 @@ def consume_runtime(monkeypatch: pytest.MonkeyPatch) -> list[ConsumerSettings]:
     def no_connect(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"network use: {args!r}")
 
-    # A stand-in for consumer.processor (which would import Ray): consume imports it lazily.
-    processor = types.ModuleType("consumer.processor")
-    processor.run_until_signal = fake_run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "consumer.processor", processor)
+    # A stand-in for consumer.runner (which would import Ray): consume imports it lazily.
+    runner = types.ModuleType("consumer.runner")
+    runner.run_until_signal = fake_run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "consumer.runner", runner)
     monkeypatch.setattr("consumer.cli.configure_logging", lambda *a, **k: None)
     monkeypatch.setattr(socket.socket, "connect", no_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", no_connect)

@@ -1,0 +1,114 @@
+"""Commits and lag: what the group learns of our progress, and what is left to do.
+
+Per partition the consumer commits the highest offset below which everything is done (the
+ledger's partition states know it); the lag counts from the last commit, ours or the group's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumer.hooks import Hooks
+from consumer.ledger import Ledger
+
+log = structlog.get_logger(__name__)
+
+
+class Committer:
+    """Commits done offsets every ``interval_s`` (routine) and on demand (revoke, stop)."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Callable[[], AIOKafkaConsumer],
+        ledger: Ledger,
+        hooks: Hooks,
+        interval_s: float,
+        broker_timeout_s: float,
+    ) -> None:
+        self._consumer = consumer
+        self._ledger = ledger
+        self._hooks = hooks
+        self._interval_s = interval_s
+        self._timeout_s = broker_timeout_s
+
+    async def commit_routine(self) -> None:
+        """Commit what is done, every interval, until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval_s)
+            await self.commit()
+
+    async def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Commit the done prefix of the assigned ``partitions`` (all when None); a failure is
+        logged and counted, and the next commit tries again."""
+        consumer = self._consumer()
+        wanted = consumer.assignment() if partitions is None else set(partitions)
+        states = {tp: self._ledger.partitions.get(tp) for tp in wanted & consumer.assignment()}
+        offsets = {
+            tp: offset
+            for tp, state in states.items()
+            if state is not None and (offset := state.to_commit()) is not None
+        }
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(consumer.commit(offsets), self._timeout_s)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("commit failed, will retry", error=f"{type(exc).__name__}: {exc}")
+            self._hooks.broker_error("commit")
+            return
+        moved = 0
+        for tp, offset in offsets.items():
+            state = self._ledger.state(tp)
+            moved += offset - (state.committed if state.committed is not None else offset)
+            state.committed = offset
+        self._hooks.committed(moved)
+
+    def committed(self) -> dict[TopicPartition, int]:
+        """Offsets this consumer committed last, per partition it holds."""
+        parts = self._ledger.partitions
+        return {
+            tp: state.committed
+            for tp in parts.partitions()
+            if (state := parts.state(tp)).committed is not None
+        }
+
+
+class LagReader:
+    """Records not yet committed per assigned partition (in-flight ones included)."""
+
+    def __init__(
+        self, *, consumer: Callable[[], AIOKafkaConsumer], ledger: Ledger, broker_timeout_s: float
+    ) -> None:
+        self._consumer = consumer
+        self._ledger = ledger
+        self._timeout_s = broker_timeout_s
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """End offset minus the last commit, per assigned partition."""
+        consumer = self._consumer()
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return {}
+        ends = await asyncio.wait_for(consumer.end_offsets(assigned), self._timeout_s)
+        lags = {}
+        for tp in assigned:
+            state = self._ledger.state(tp)
+            if state.committed is None and state.lag_base is None:
+                state.lag_base = await self._group_offset(consumer, tp)
+            base = state.committed if state.committed is not None else state.lag_base or 0
+            # Some brokers (Tansu) report a low end offset; what we hold is lag all the same.
+            lags[(tp.topic, tp.partition)] = max(ends[tp] - base, len(state.pending), 0)
+        return lags
+
+    async def _group_offset(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        committed = await asyncio.wait_for(consumer.committed(tp), self._timeout_s)
+        if committed is None:
+            first = await asyncio.wait_for(consumer.beginning_offsets([tp]), self._timeout_s)
+            return int(first[tp])
+        return int(committed)

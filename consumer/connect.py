@@ -1,0 +1,58 @@
+"""Connecting to the brokers: the group consumer's client, and retries while they are away."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from consumer.settings import ConsumerSettings
+
+log = structlog.get_logger(__name__)
+
+
+def group_consumer(settings: ConsumerSettings) -> AIOKafkaConsumer:
+    """The input topic's consumer: manual commits, the group timing of the settings."""
+    return AIOKafkaConsumer(
+        **settings.client_kwargs(),
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.max_in_flight,
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+        max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
+        rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
+        group_instance_id=settings.group_instance_id,
+    )
+
+
+async def until_connected(
+    what: str,
+    connect: Callable[[], Awaitable[None]],
+    *,
+    bootstrap_servers: str,
+    on_error: Callable[[str], None],
+    on_attempt: Callable[[], None],
+) -> None:
+    """Retry ``connect`` with backoff while the broker is unreachable (logged, counted)."""
+    backoff_s = 0.5
+    while True:
+        on_attempt()
+        try:
+            await connect()
+            return
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning(
+                "broker unreachable, will retry",
+                client=what,
+                bootstrap_servers=bootstrap_servers,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in_s=backoff_s,
+            )
+            on_error("connect")
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(30.0, backoff_s * 2)

@@ -1,0 +1,266 @@
+"""Dispatch: a batch goes to a ready replica; its outcomes go to the sink.
+
+Each batch runs in its own task (a :class:`Job`). A failed try is retried, split or failed by
+the pure rule of :mod:`consumer.retry_plan`. A revoke or a shutdown withdraws the jobs that no
+replica is computing (nothing of them was produced) and waits, bounded, for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import TopicPartition
+
+from consumer.errors import BatchFailedError, WorkerLostError
+from consumer.hooks import Hooks
+from consumer.items import Item, Outcome, offset_ranges
+from consumer.ledger import Ledger
+from consumer.models import ModelResult
+from consumer.output import DeadLetter
+from consumer.pool import ReplicaPool
+from consumer.reasons import DeadLetterStage
+from consumer.retry_plan import Step, Tries, halves, plan
+from consumer.sink import Sink
+from consumer.throughput import Throughput
+from schemas import Status
+
+log = structlog.get_logger(__name__)
+
+DRAIN_RECHECK_S = 0.2
+"""How often a drain looks again for jobs that became withdrawable (a replica lost)."""
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One dispatched batch and what a revoke needs to know of it."""
+
+    items: list[Item]
+    task: asyncio.Task[None] | None = None
+    computing: int = 0
+    """Sub-batches of it on a replica right now."""
+    publishing: bool = False
+
+    @property
+    def withdrawable(self) -> bool:
+        """No replica computes it and nothing of it is produced yet: it may go unproduced."""
+        return self.computing == 0 and not self.publishing
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchLimits:
+    """The settings dispatch obeys."""
+
+    max_attempts: int
+    batch_timeout_s: float
+    max_smiles_length: int
+
+
+class Dispatcher:
+    """Runs batches on the pool and dead letters on the sink, each in a tracked task."""
+
+    def __init__(
+        self,
+        *,
+        pool: ReplicaPool,
+        sink: Sink,
+        ledger: Ledger,
+        throughput: Throughput,
+        hooks: Hooks,
+        limits: DispatchLimits,
+        clock: Callable[[], float],
+    ) -> None:
+        self._pool = pool
+        self._sink = sink
+        self._ledger = ledger
+        self._throughput = throughput
+        self._hooks = hooks
+        self._limits = limits
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: set[Job] = set()
+        self._batch_ids = itertools.count(1)
+
+    def dispatch(self, batch: list[Item] | None) -> None:
+        """Start a batch (nothing for None or empty)."""
+        if not batch:
+            return
+        self._ledger.to_work(item.tp for item in batch)
+        job = Job(batch)
+        job.task = self.spawn(self._batch_routine(job))
+        self._jobs.add(job)
+        job.task.add_done_callback(lambda _: self._jobs.discard(job))
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Send a dead letter in the background (its record at work until acknowledged)."""
+        self._ledger.to_work([TopicPartition(letter.topic, letter.partition)])
+        self.spawn(self._sink.dead_letter(letter))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coro`` as a tracked task: drains wait for it, its crash is logged."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._ledger.progress.set()
+        log_crash(task)
+
+    def withdraw(self, partitions: set[TopicPartition] | None = None) -> int:
+        """Cancel the jobs of ``partitions`` (all when None) that no replica has started.
+
+        Nothing of them was produced, so the next owner's re-read duplicates nothing; their
+        records of other partitions are dispatched again. Returns the records dropped.
+        """
+        dropped = 0
+        for job in [j for j in self._jobs if j.withdrawable and j.task is not None]:
+            if partitions is not None and not any(i.tp in partitions for i in job.items):
+                continue
+            assert job.task is not None
+            job.task.cancel()
+            self._jobs.discard(job)
+            self._ledger.to_work((item.tp for item in job.items), -1)
+            kept = [i for i in job.items if partitions is not None and i.tp not in partitions]
+            dropped += len(job.items) - len(kept)
+            self._ledger.release(len(job.items) - len(kept))
+            self.dispatch(kept)
+        return dropped
+
+    async def drain(self, timeout_s: float, partitions: set[TopicPartition] | None = None) -> int:
+        """Withdraw what no replica has started and wait for the rest (of ``partitions``, or
+        all), up to ``timeout_s``; returns the records withdrawn. Past the deadline a full
+        drain cancels what is left (its offsets stay uncommitted)."""
+        deadline = self._clock() + timeout_s
+
+        def busy() -> bool:
+            return bool(self._tasks) if partitions is None else self._ledger.working(partitions)
+
+        withdrawn = 0
+        while True:
+            withdrawn += self.withdraw(partitions)
+            remaining = deadline - self._clock()
+            if not busy() or remaining <= 0:
+                break
+            self._ledger.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._ledger.progress.wait(), min(remaining, DRAIN_RECHECK_S)
+                )
+        if busy():
+            log.warning("in-flight work not finished in time", timeout_s=timeout_s)
+            if partitions is None:
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+        return withdrawn
+
+    async def _batch_routine(self, job: Job) -> None:
+        items = job.items
+        # Task-local context: every log line about this batch carries its id and offsets.
+        structlog.contextvars.bind_contextvars(
+            batch_id=str(next(self._batch_ids)), offsets=offset_ranges(items)
+        )
+        limit = self._limits.max_smiles_length
+        outcomes = [
+            Outcome(i, ModelResult.invalid(f"SMILES longer than {limit} characters"), None)
+            for i in items
+            if len(i.molecule.smiles) > limit
+        ]
+        to_model = [i for i in items if len(i.molecule.smiles) <= limit]
+        try:
+            if to_model:
+                outcomes += await self._infer(job, to_model, Tries(self._limits.max_attempts))
+            job.publishing = True  # from here on a revoke waits for it
+            await self._sink.publish(outcomes)
+        except Exception as exc:
+            # The batch's output could not be made or sent (a model result that does not
+            # encode, a record the broker refuses): its inputs become dead letters instead.
+            log.exception("batch could not be published; dead-lettering its records")
+            letters = [item.letter(DeadLetterStage.PUBLISH, exc) for item in items]
+            await asyncio.gather(*(self._sink.dead_letter(letter) for letter in letters))
+
+    async def _infer(self, job: Job, items: list[Item], tries: Tries) -> list[Outcome]:
+        """Try ``items`` on replicas as the retry plan says; then split, or fail alone."""
+        error: Exception | None = None
+        while (step := plan(tries, len(items))) is Step.TRY:
+            if error is not None:
+                self._hooks.retry()
+            try:
+                return await self._try(job, items)
+            except WorkerLostError as exc:
+                error, spent = exc, exc.reason.spends_attempt
+            except BatchFailedError as exc:
+                error, spent = exc, True
+            tries = tries.after(spent_attempt=spent)
+        if step is Step.SPLIT:
+            log.warning("splitting a failing batch", size=len(items), error=str(error))
+            parts = await asyncio.gather(
+                *(
+                    self._infer_part(job, part, suffix, attempts)
+                    for suffix, part, attempts in halves(items, self._limits.max_attempts)
+                )
+            )
+            return parts[0] + parts[1]
+        failed = ModelResult(Status.FAILED, {}, f"{type(error).__name__}: {error}")
+        return [Outcome(items[0], failed, None, error_stage=DeadLetterStage.PREDICT)]
+
+    async def _infer_part(
+        self, job: Job, items: list[Item], suffix: str, attempts: int
+    ) -> list[Outcome]:
+        # Runs in its own task (gather): the sub-batch's log context stays its own.
+        parent = structlog.contextvars.get_contextvars().get("batch_id", "")
+        structlog.contextvars.bind_contextvars(
+            batch_id=f"{parent}{suffix}", offsets=offset_ranges(items)
+        )
+        return await self._infer(job, items, Tries(attempts))
+
+    async def _try(self, job: Job, items: list[Item]) -> list[Outcome]:
+        """One try on the next ready replica; raises what the pool raises."""
+        replica = await self._pool.acquire()
+        for item in items:
+            item.attempts += 1
+        started = self._clock()
+        job.computing += 1
+        try:
+            results = await self._pool.predict(
+                replica, [i.molecule.smiles for i in items], timeout_s=self._limits.batch_timeout_s
+            )
+        except WorkerLostError as exc:
+            log.warning(
+                "batch lost with its worker",
+                worker=replica.name,
+                node=replica.node_id,
+                size=len(items),
+                reason=exc.reason,
+            )
+            raise
+        except BatchFailedError as exc:
+            self._pool.release(replica)
+            log.warning(
+                "batch failed",
+                worker=replica.name,
+                node=replica.node_id,
+                size=len(items),
+                error=str(exc),
+            )
+            raise
+        finally:
+            job.computing -= 1
+        self._pool.release(replica)
+        elapsed = self._clock() - started
+        self._throughput.batch_done(len(items), elapsed)
+        self._hooks.batch(replica.name, len(items), elapsed)
+        return [Outcome(i, r, replica) for i, r in zip(items, results, strict=True)]
+
+
+def log_crash(task: asyncio.Task[None]) -> None:
+    """Say loudly when a task ended by an exception (a routine should run until cancelled)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task died", task=task.get_name(), error=repr(task.exception()))

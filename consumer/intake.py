@@ -1,0 +1,175 @@
+"""Intake: fetch, decode, admit; pause at the in-flight bound and keep polling while paused.
+
+Records are fetched with aiokafka's ``getmany``, decoded (single-object or Schema Registry
+framing), registered in the ledger and batched; an undecodable record goes to the dead-letter
+topic at once. At ``max_in_flight`` the partitions are paused, not buffered, and still polled
+every second: aiokafka drops a member that stops calling ``getmany`` for
+``max_poll_interval_s``, however long the pool takes (a Spot drought may last minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumer.batching import Batcher
+from consumer.dispatch import Dispatcher
+from consumer.hooks import Hooks
+from consumer.items import Item, undecodable
+from consumer.ledger import Ledger
+from consumer.output import Headers
+from schemas import DecodeError, Molecule
+from schemas.wire import Decoder, SchemaPendingError
+
+log = structlog.get_logger(__name__)
+
+FETCH_BACKOFF_S = 0.1
+"""First wait after a failed fetch; it doubles up to 5 s."""
+
+KEEPALIVE_POLL_S = 1.0
+"""How often a paused consumer polls Kafka: aiokafka drops a member that stops polling."""
+
+
+class Intake:
+    """The fetch routine and what it feeds; ``last_poll`` tells the health endpoint."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Callable[[], AIOKafkaConsumer],
+        ledger: Ledger,
+        dispatcher: Dispatcher,
+        decoder: Decoder[Molecule],
+        batcher: Batcher[Item],
+        hooks: Hooks,
+        clock: Callable[[], float],
+    ) -> None:
+        self._consumer = consumer
+        self._ledger = ledger
+        self._dispatcher = dispatcher
+        self._decoder = decoder
+        self.batcher = batcher
+        self._hooks = hooks
+        self._clock = clock
+        self._backoff_s = FETCH_BACKOFF_S
+        self.last_poll = clock()
+        """When Kafka was last polled (or a connection attempted): liveness."""
+
+    async def fetch_routine(self) -> None:
+        """Fetch and dispatch until cancelled."""
+        while True:
+            await self._wait_for_room()
+            deadline = self.batcher.deadline()
+            wait_s = 0.2 if deadline is None else max(0.0, deadline - self._clock())
+            await self._poll(wait_s, self._ledger.max_in_flight - self._ledger.in_flight)
+            self._dispatcher.dispatch(self.batcher.due(self._clock()))
+
+    def pause_if_full(self, assigned: set[TopicPartition]) -> None:
+        """Newly assigned partitions start paused while the in-flight window is full."""
+        if self._ledger.full:
+            self._consumer().pause(*assigned)
+
+    def drop_batched(self, partitions: set[TopicPartition] | None = None) -> int:
+        """Drop the records still being batched (of ``partitions``, or all): never
+        dispatched, so nothing was produced; the next owner reads them again."""
+        dropped = self.batcher.discard(lambda i: partitions is None or i.tp in partitions)
+        self._ledger.release(len(dropped))
+        return len(dropped)
+
+    async def _poll(self, wait_s: float, max_records: int) -> None:
+        """One ``getmany``, its records taken in. Every call counts as a poll for the group."""
+        try:
+            fetched = await self._consumer().getmany(
+                timeout_ms=int(wait_s * 1000), max_records=max(1, max_records)
+            )
+        except KafkaError as exc:
+            # The broker is away or the group is rebalancing: keep trying, report it.
+            log.warning("fetch failed, will retry", error=f"{type(exc).__name__}: {exc}")
+            self._hooks.broker_error("fetch")
+            await asyncio.sleep(self._backoff_s)
+            self._backoff_s = min(5.0, self._backoff_s * 2)
+            return
+        self._backoff_s = FETCH_BACKOFF_S
+        now = self.last_poll = self._clock()
+        for tp, records in fetched.items():
+            for record in records:
+                self._take(tp, record, now)
+            self._hooks.consumed(len(records))
+
+    async def _wait_for_room(self) -> None:
+        if not self._ledger.full:
+            return
+        # What waits in the batcher counts as in flight: send it, or nothing frees room.
+        self._dispatcher.dispatch(self.batcher.flush())
+        consumer = self._consumer()
+        while self._ledger.full:
+            # Paused partitions return nothing but the poll keeps the member alive. A
+            # partition assigned meanwhile is paused here too; if a rebalance slips records
+            # in anyway, they are taken in.
+            consumer.pause(*consumer.assignment())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ledger.room.wait(), KEEPALIVE_POLL_S)
+            if not self._ledger.full:
+                break
+            await self._poll(0.0, self._ledger.max_in_flight)
+        consumer.resume(*consumer.assignment())
+
+    def _take(self, tp: TopicPartition, record: Any, now: float) -> None:
+        self._ledger.admit(tp, record.offset)
+        headers: Headers = tuple(record.headers or ())
+        try:
+            molecule = self._decoder.decode(record.value, headers)
+        except SchemaPendingError:
+            # Its writer schema is not cached yet: fetched in a task while the loop goes on.
+            self._ledger.to_work([tp])
+            self._dispatcher.spawn(self._take_pending(tp, record, headers, now))
+            return
+        except DecodeError as exc:
+            self._reject(tp, record, headers, exc)
+            return
+        self._admit(tp, record, headers, molecule, now)
+
+    async def _take_pending(
+        self, tp: TopicPartition, record: Any, headers: Headers, now: float
+    ) -> None:
+        """A record waiting for its writer schema (in flight, its offset pending)."""
+        try:
+            molecule = await self._decoder.decode_async(record.value, headers)
+        except DecodeError as exc:
+            self._ledger.to_work([tp], -1)  # the dead letter counts it from now on
+            self._reject(tp, record, headers, exc)
+            return
+        self._ledger.to_work([tp], -1)  # the batch it joins counts it from now on
+        self._admit(tp, record, headers, molecule, now)
+
+    def _admit(
+        self, tp: TopicPartition, record: Any, headers: Headers, molecule: Molecule, now: float
+    ) -> None:
+        item = Item(
+            tp=tp,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+            key=record.key,
+            value=record.value,
+            headers=headers,
+            molecule=molecule,
+            fetched_at=now,
+        )
+        self._dispatcher.dispatch(self.batcher.add(item, now))
+
+    def _reject(self, tp: TopicPartition, record: Any, headers: Headers, exc: DecodeError) -> None:
+        log.warning(
+            "undecodable record",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=record.offset,
+            reason=exc.reason,
+            error=str(exc),
+        )
+        self._dispatcher.dead_letter(undecodable(tp, record, headers, exc))

@@ -1,0 +1,99 @@
+"""The data path's steps, built for one consumer, in the order the data flows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+from consumer.batching import Batcher
+from consumer.commits import Committer, LagReader
+from consumer.dispatch import Dispatcher, DispatchLimits
+from consumer.hooks import Hooks
+from consumer.intake import Intake
+from consumer.ledger import Ledger
+from consumer.output import Output
+from consumer.pool import ReplicaPool
+from consumer.rebalance import RebalanceListener
+from consumer.settings import ConsumerSettings
+from consumer.sink import Sink
+from consumer.throughput import Throughput
+from schemas import MOLECULE_CODEC
+from schemas.registry import SchemaRegistry
+from schemas.wire import Decoder
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the steps share: the settings, the book, the clients, the hooks."""
+
+    settings: ConsumerSettings
+    consumer: Callable[[], AIOKafkaConsumer]
+    ledger: Ledger
+    pool: ReplicaPool
+    output: Output
+    registry: SchemaRegistry | None
+    throughput: Throughput
+    hooks: Hooks
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """intake → dispatch (pool) → sink; commits and lag beside; the rebalance listener."""
+
+    intake: Intake
+    dispatcher: Dispatcher
+    committer: Committer
+    lag_reader: LagReader
+    listener: RebalanceListener
+
+    @classmethod
+    def build(cls, w: Wiring) -> Pipeline:
+        """The steps of one consumer."""
+        dispatcher, intake = _data_path(w)
+        committer = Committer(
+            consumer=w.consumer,
+            ledger=w.ledger,
+            hooks=w.hooks,
+            interval_s=w.settings.commit_interval_s,
+            broker_timeout_s=w.settings.broker_timeout_s,
+        )
+        listener = RebalanceListener(
+            intake=intake,
+            dispatcher=dispatcher,
+            committer=committer,
+            ledger=w.ledger,
+            hooks=w.hooks,
+            drain_timeout_s=w.settings.shutdown_timeout_s,
+            clock=w.clock,
+        )
+        lag_reader = LagReader(
+            consumer=w.consumer, ledger=w.ledger, broker_timeout_s=w.settings.broker_timeout_s
+        )
+        return cls(intake, dispatcher, committer, lag_reader, listener)
+
+
+def _data_path(w: Wiring) -> tuple[Dispatcher, Intake]:
+    s = w.settings
+    sink = Sink(output=w.output, ledger=w.ledger, hooks=w.hooks, model=s.model, clock=w.clock)
+    dispatcher = Dispatcher(
+        pool=w.pool,
+        sink=sink,
+        ledger=w.ledger,
+        throughput=w.throughput,
+        hooks=w.hooks,
+        limits=DispatchLimits(s.max_attempts, s.batch_timeout_s, s.max_smiles_length),
+        clock=w.clock,
+    )
+    intake = Intake(
+        consumer=w.consumer,
+        ledger=w.ledger,
+        dispatcher=dispatcher,
+        decoder=Decoder(MOLECULE_CODEC, w.registry),
+        batcher=Batcher(batch_size=s.batch_size, batch_wait_s=s.batch_wait_s),
+        hooks=w.hooks,
+        clock=w.clock,
+    )
+    return dispatcher, intake

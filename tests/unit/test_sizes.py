@@ -1,0 +1,35 @@
+"""The service stays in small pieces: no module of consumer/ over 300 lines, no class over
+200, no function over 50 (read with ``ast``; the failure says which one is over)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+CONSUMER = Path(__file__).parents[2] / "consumer"
+LIMITS = {"module": 300, "class": 200, "function": 50}
+
+
+def _oversized() -> list[str]:
+    over = []
+    for path in sorted(CONSUMER.rglob("*.py")):
+        name = path.relative_to(CONSUMER.parent)
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        if lines > LIMITS["module"]:
+            over.append(f"{name}: module of {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                kind = "class"
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                kind = "function"
+            else:
+                continue
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > LIMITS[kind]:
+                over.append(f"{name}:{node.lineno}: {kind} {node.name} of {length} lines")
+    return over
+
+
+def test_no_module_class_or_function_is_over_its_limit() -> None:
+    assert _oversized() == []
