@@ -78,7 +78,18 @@ PANEL_TITLES = [
     "Worker failures",
     "Cost",
 ]
-ALERT_NAMES = {"MolstreamLagGrowing", "MolstreamNoReadyWorker", "MolstreamDeadLetters"}
+ALERT_NAMES = {
+    "MolstreamConsumerDown",
+    "MolstreamConsumerAbsent",
+    "MolstreamCommitsStalled",
+    "MolstreamLagSecondsHigh",
+    "MolstreamLagGrowing",
+    "MolstreamNoReadyWorker",
+    "MolstreamEndToEndLatencyHigh",
+    "MolstreamDeadLetters",
+    "MolstreamFailedPredictions",
+}
+RUNBOOK = REPO_ROOT / "deploy" / "RUNBOOK.md"
 PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 # Stand-ins for values Kubernetes fills in at run time (a documentation-range address).
 KUBE_RUNTIME_VALUES = {"secretKeyRef": "not-a-real-password", "fieldRef": "192.0.2.10"}
@@ -384,13 +395,35 @@ def test_alert_rules() -> None:
     rules = {rule["alert"]: rule for rule in load_rules(ALERTS) if "alert" in rule}
     assert set(rules) == ALERT_NAMES
     for name, rule in rules.items():
-        assert rule["labels"]["severity"], name
+        assert rule["labels"]["severity"] in {"warning", "critical"}, name
+        assert rule["for"], name
         assert rule["annotations"]["summary"], name
         assert rule["annotations"]["description"], name
+    assert "up{" in rules["MolstreamConsumerDown"]["expr"]
+    assert "absent(up{" in rules["MolstreamConsumerAbsent"]["expr"]
+    assert "molstream_offsets_committed_total" in rules["MolstreamCommitsStalled"]["expr"]
+    assert "molstream_consumer_lag_seconds" in rules["MolstreamLagSecondsHigh"]["expr"]
+    assert "molstream_end_to_end_seconds_bucket" in rules["MolstreamEndToEndLatencyHigh"]["expr"]
+    assert 'status="FAILED"' in rules["MolstreamFailedPredictions"]["expr"]
     assert "molstream_consumer_lag" in rules["MolstreamLagGrowing"]["expr"]
     assert "molstream_pool_workers" in rules["MolstreamNoReadyWorker"]["expr"]
     assert "molstream_dead_letters_total" in rules["MolstreamDeadLetters"]["expr"]
     assert all(alert_expressions(ALERTS))
+
+
+def _markdown_anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_links_a_runbook_section() -> None:
+    anchors = _markdown_anchors(RUNBOOK)
+    for rule in load_rules(ALERTS):
+        document, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert REPO_ROOT / document == RUNBOOK, rule["alert"]
+        assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in deploy/RUNBOOK.md"
 
 
 # --- Kubernetes (KubeRay) and the Ray cluster launcher ----------------------------------------
