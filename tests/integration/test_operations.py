@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from typing import Any
 
 import pytest
 import trustme
+import yaml
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.devbroker import EmbeddedBroker
 from consumer.localserver import free_port
@@ -43,11 +46,12 @@ from tests.integration.kafka_helpers import (
     OutputWatcher,
     consume_command,
     consumer_settings,
+    publish,
     publish_raw,
     synthetic_molecules,
     wait_until,
 )
-from tests.integration.prometheus_server import PROMTOOL, PrometheusServer, tool
+from tests.integration.prometheus_server import JOB, PROMTOOL, PrometheusServer, tool
 from tests.integration.tls_proxy import TlsTerminator
 from tests.plugins import RAISE_MARKER
 
@@ -61,6 +65,51 @@ def settings_for(bootstrap: str, cluster: LocalCluster, **overrides: object) -> 
 
 
 # -- Prometheus ----------------------------------------------------------------------------
+
+# The alerts the tests see firing, or never firing in a healthy run.
+ABOUT_THE_CONSUMER = ("MolstreamConsumerDown", "MolstreamConsumerAbsent", "MolstreamCommitsStalled")
+FAST_FOR = "10s"
+
+
+def fast_rules(workdir: Path) -> Path:
+    """A copy of the shipped alert rules with every ``for`` at :data:`FAST_FOR`, so that a
+    test sees an alert fire in seconds; the expressions are the shipped ones."""
+    document = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule["for"] = FAST_FOR
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "alerts-fast.yml"
+    path.write_text(json.dumps(document), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def firing(prom: PrometheusServer, alertname: str, window: str = "1h") -> list[dict[str, Any]]:
+    """The series of ``alertname`` that fired at any time within ``window``."""
+    return prom.query(
+        f'max_over_time(ALERTS{{alertname="{alertname}",alertstate="firing"}}[{window}])'
+    )
+
+
+def assert_firing(prom: PrometheusServer, alertname: str) -> None:
+    assert prom.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"}}'), alertname
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
+def assert_promtool_accepts_the_scrape(exposition: str) -> None:
+    done = subprocess.run(
+        [tool(PROMTOOL), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"promtool check metrics:\n{done.stdout}{done.stderr}"
+
 
 # Panels that a healthy run must fill: each of their queries returns at least one series.
 PANELS_WITH_DATA = ("Throughput", "Lag per partition", "Pool by state vs desired")
@@ -115,6 +164,8 @@ def test_promtool_accepts_the_deployed_config_and_rules() -> None:
     for args in (
         ["check", "config", "deploy/prometheus/prometheus.yml"],
         ["check", "rules", "deploy/prometheus/alerts.yml"],
+        # Each alert fires on its inputs and stays quiet on the others.
+        ["test", "rules", "deploy/prometheus/tests/alerts_test.yml"],
     ):
         done = subprocess.run(
             [tool(PROMTOOL), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
@@ -143,7 +194,8 @@ async def test_every_dashboard_and_alert_query_evaluates_on_a_live_run(
         rate_per_s=150,
     )
     try:
-        with PrometheusServer(tmp_path / "prometheus", [f"127.0.0.1:{port}"], [ALERTS]) as prom:
+        rules = [fast_rules(tmp_path / "rules")]
+        with PrometheusServer(tmp_path / "prometheus", [f"127.0.0.1:{port}"], rules) as prom:
             async with (
                 OutputWatcher(broker.bootstrap_servers) as out,
                 paced,
@@ -157,6 +209,7 @@ async def test_every_dashboard_and_alert_query_evaluates_on_a_live_run(
                     "throughput, lag and pool panels while the run goes on",
                 )
                 assert not producing.done(), "queried while molecules were still arriving"
+                await asyncio.to_thread(assert_promtool_accepts_the_scrape, scrape(port))
                 await producing
                 await wait_until(lambda: len(out.ids) >= len(inputs), 180, "every prediction")
                 took = time.monotonic() - started
@@ -168,6 +221,9 @@ async def test_every_dashboard_and_alert_query_evaluates_on_a_live_run(
             assert_panels_have_data(results)
             print("expressions without data:", [e for e, r in results.items() if not r])
             await eventually(lambda: assert_rules_healthy(prom), 30, "alert rules evaluated")
+            # A healthy run: with every `for` at 10 s, the consumer's alerts never fired.
+            for name in ABOUT_THE_CONSUMER:
+                assert not firing(prom, name), f"{name} fired in a healthy run"
     finally:
         server.shutdown()
         server.server_close()
@@ -182,7 +238,87 @@ def assert_final_counts(prom: PrometheusServer, count: int) -> None:
     ok = prom.query('sum(molstream_predictions_total{status="OK"})')
     assert consumed and float(consumed[0]["value"][1]) >= count, consumed
     assert ok and float(ok[0]["value"][1]) >= count, ok
-    assert prom.query('up{job="molstream-test"} == 1'), "the consumer target is up"
+    assert prom.query(f'up{{job="{JOB}"}} == 1'), "the consumer target is up"
+
+
+def lag_seconds(port: int) -> dict[str, float]:
+    """``molstream_consumer_lag_seconds`` by partition, from a scrape of the endpoint."""
+    return {
+        sample.labels["partition"]: sample.value
+        for family in text_string_to_metric_families(scrape(port))
+        for sample in family.samples
+        if sample.name == "molstream_consumer_lag_seconds"
+    }
+
+
+async def test_lag_seconds_grows_while_a_backlog_waits_and_returns_to_zero(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    hooks = PrometheusHooks()
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=hooks.registry)
+    settings = settings_for(broker.bootstrap_servers, ray_cluster, group_id="lag-seconds-test")
+    inputs = synthetic_molecules(300)
+    try:
+        async with (
+            OutputWatcher(broker.bootstrap_servers) as out,
+            StreamProcessor(settings, hooks=hooks),
+        ):
+            await publish(broker.bootstrap_servers, "molecules", inputs)
+            # No Spot node yet: the pool's worker cannot be placed and the backlog waits.
+            await wait_until(
+                lambda: max(lag_seconds(port).values(), default=0) > 1, 60, "lag seconds above 0"
+            )
+            first = max(lag_seconds(port).values())
+            await asyncio.sleep(3)
+            later = max(lag_seconds(port).values())
+            assert later >= first + 2, (first, later)
+            await asyncio.to_thread(assert_promtool_accepts_the_scrape, scrape(port))
+            ray_cluster.add_spot_node()  # from the main thread: Ray installs signal handlers
+            await wait_until(lambda: len(out.ids) >= len(inputs), 120, "every prediction")
+            await wait_until(
+                lambda: set(lag_seconds(port).values()) == {0.0}, 30, "lag seconds back at 0"
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    print(f"lag seconds while waiting: {first:.1f} s, then {later:.1f} s; then 0")
+
+
+async def test_commits_stalled_then_consumer_down_alerts_fire(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A real ``molstream consume`` whose workers never come (no node offers the "spot" resource
+    they need): records wait, nothing is committed, and MolstreamCommitsStalled fires; once the
+    process is killed, MolstreamConsumerDown fires."""
+    await publish(broker.bootstrap_servers, "molecules", synthetic_molecules(50))
+    port = free_port()
+    argv = consume_command(
+        broker.bootstrap_servers,
+        ray_cluster.address,
+        *("--group-id", "stall-test", "--metrics-port", str(port), "--max-workers", "1"),
+    )
+    rules = [fast_rules(tmp_path / "rules")]
+    with (
+        PrometheusServer(tmp_path / "prometheus", [f"127.0.0.1:{port}"], rules) as prom,
+        consumer_process(argv, tmp_path / "stdout.log", tmp_path / "stderr.log") as proc,
+    ):
+        started = time.monotonic()
+        await eventually(
+            lambda: assert_firing(prom, "MolstreamCommitsStalled"), 120, "commits stalled"
+        )
+        stalled_after = time.monotonic() - started
+        assert not firing(prom, "MolstreamConsumerDown"), "the consumer is up"
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 30)
+        killed = time.monotonic()
+        await eventually(lambda: assert_firing(prom, "MolstreamConsumerDown"), 60, "down")
+        down_after = time.monotonic() - killed
+    print(
+        f"commits stalled fired {stalled_after:.1f} s after start, "
+        f"consumer down {down_after:.1f} s after the kill"
+    )
 
 
 # -- TLS -----------------------------------------------------------------------------------
