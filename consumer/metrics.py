@@ -26,6 +26,7 @@ _END_TO_END_BUCKETS_S = (*_LATENCY_BUCKETS_S, 600, 1800, 3600, 7200, 14400, 2880
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 POOL_STATES = ("deploying", "ready", "busy", "draining")
 DEAD_LETTER_STAGES = ("decode", "predict", "publish")
+BROKER_OPERATIONS = ("connect", "fetch", "commit", "produce")
 FAILURE_REASONS = ("died", "unavailable", "preempted", "timeout", "ray_error", "start_failed")
 
 
@@ -119,6 +120,8 @@ class PrometheusHooks(Hooks):
             self.dead_letters_total.labels(stage)
         for reason in FAILURE_REASONS:
             self.worker_failures_total.labels(reason)
+        for operation in BROKER_OPERATIONS:
+            self.broker_errors_total.labels(operation)
         self._worker_seconds_seen = 0.0
 
     def consumed(self, count: int) -> None:

@@ -41,6 +41,7 @@ from tests.deploy_exprs import (
     dashboard_expressions,
     dashboard_panels,
     load_dashboard,
+    substitute,
 )
 from tests.integration.kafka_helpers import (
     OutputWatcher,
@@ -112,13 +113,20 @@ def assert_promtool_accepts_the_scrape(exposition: str) -> None:
 
 
 # Panels that a healthy run must fill: each of their queries returns at least one series.
-PANELS_WITH_DATA = ("Throughput", "Lag per partition", "Pool by state vs desired")
+PANELS_WITH_DATA = (
+    "Throughput",
+    "Lag per partition",
+    "Lag seconds per partition",
+    "Commits",
+    "Broker errors",
+    "Pool by state vs desired",
+)
 
 
 def panel_expressions(title: str) -> list[str]:
     panels = [p for p in dashboard_panels(load_dashboard()) if p.get("title") == title]
     assert len(panels) == 1, f"one dashboard panel titled {title!r}"
-    return [str(t.get("expr", "")).strip() for t in panels[0].get("targets", [])]
+    return [substitute(str(t.get("expr", "")).strip()) for t in panels[0].get("targets", [])]
 
 
 async def eventually(
@@ -149,7 +157,7 @@ def assert_panels_have_data(results: dict[str, list[dict[str, Any]]]) -> None:
             assert results[expr], f"panel {title!r}: {expr} returned no series"
     throughput = panel_expressions("Throughput")[0]
     assert float(results[throughput][0]["value"][1]) > 0, f"{throughput} is 0"
-    desired = results["molstream_pool_desired_workers"]
+    desired = results[panel_expressions("Pool by state vs desired")[1]]
     assert float(desired[0]["value"][1]) >= 1, desired
 
 

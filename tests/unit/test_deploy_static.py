@@ -23,11 +23,14 @@ from tests.deploy_exprs import (
     ALERTS,
     DASHBOARD,
     REPO_ROOT,
+    TEMPLATE_VALUES,
     alert_expressions,
     dashboard_expressions,
     dashboard_panels,
+    dashboard_queries,
     load_dashboard,
     load_rules,
+    substitute,
 )
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
@@ -91,6 +94,7 @@ ALERT_NAMES = {
 }
 RUNBOOK = REPO_ROOT / "deploy" / "RUNBOOK.md"
 PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+DASHBOARD_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Stand-ins for values Kubernetes fills in at run time (a documentation-range address).
 KUBE_RUNTIME_VALUES = {"secretKeyRef": "not-a-real-password", "fieldRef": "192.0.2.10"}
 
@@ -321,22 +325,60 @@ def test_every_panel_queries_prometheus_with_an_expression() -> None:
         title = panel.get("title")
         assert panel["type"] == "timeseries", title
         assert set(panel["gridPos"]) >= {"x", "y", "w", "h"}, title
-        assert panel["datasource"] == PROMETHEUS_DATASOURCE, title
+        assert panel["datasource"] == DASHBOARD_DATASOURCE, title
         assert panel["targets"], f"{title}: no target"
         for target in panel["targets"]:
             assert str(target.get("expr", "")).strip(), f"{title}: target without expr"
             assert "legendFormat" in target, title
-            assert target.get("datasource", PROMETHEUS_DATASOURCE) == PROMETHEUS_DATASOURCE
+            assert target.get("datasource", DASHBOARD_DATASOURCE) == DASHBOARD_DATASOURCE
 
 
-def test_dashboard_queries_are_plain_promql() -> None:
-    """No Grafana variables or macros, so that each one can run against Prometheus as is."""
-    expressions = dashboard_expressions(DASHBOARD)
-    assert len(expressions) >= 9
-    for expr in expressions:
-        assert expr
-        assert "$" not in expr, expr
-        assert expr.count("(") == expr.count(")"), expr
+def test_dashboard_variables() -> None:
+    """A datasource picker (no hard-coded uid), and job / instance filters with "All"."""
+    variables = {v["name"]: v for v in _dashboard()["templating"]["list"]}
+    assert set(variables) == {"datasource", "job", "instance"}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for name in ("job", "instance"):
+        variable = variables[name]
+        assert variable["type"] == "query", name
+        assert variable["datasource"] == DASHBOARD_DATASOURCE, name
+        assert variable["includeAll"] and variable["allValue"] == TEMPLATE_VALUES[name], name
+        assert "label_values(molstream_" in variable["definition"], name
+    assert '{job=~"$job"}' in variables["instance"]["definition"]
+
+
+def test_dashboard_queries_filter_by_job_and_instance_and_use_the_rate_interval() -> None:
+    queries = dashboard_queries(DASHBOARD)
+    assert len(queries) >= 12
+    for query in queries:
+        assert query.count("(") == query.count(")"), query
+        assert "molstream_" in query, query
+        for selector in re.findall(r"molstream_\w+(\{[^}]*\})?", query):
+            assert 'job=~"$job"' in selector and 'instance=~"$instance"' in selector, query
+        for window in re.findall(r"\[([^\]]+)\]", query):
+            assert window == "$__rate_interval", f"fixed window [{window}] in {query}"
+        substitute(query)  # only known variables
+
+
+def test_dashboard_cost_panel_has_no_value_at_idle() -> None:
+    """Dividing by a rate clamped to 1e-9 drew ~10^12 when nothing was predicted; the division
+    by ``(rate > 0)`` leaves no value instead."""
+    (panel,) = [p for p in _query_panels() if str(p["title"]).startswith("Cost")]
+    (target,) = panel["targets"]
+    assert "clamp_min" not in target["expr"]
+    assert re.search(r"/ \(sum\(rate\(molstream_predictions_total\{.*\) > 0\)$", target["expr"])
+
+
+def test_dashboard_has_broker_error_commit_and_lag_seconds_panels() -> None:
+    titles = {str(p["title"]): p for p in _query_panels()}
+    wanted = {
+        "Broker errors": "molstream_broker_errors_total",
+        "Commits": "molstream_offsets_committed_total",
+        "Lag seconds per partition": "molstream_consumer_lag_seconds",
+    }
+    for title, metric in wanted.items():
+        assert metric in titles[title]["targets"][0]["expr"], title
 
 
 def test_dashboard_uses_the_metric_contract() -> None:
