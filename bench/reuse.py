@@ -75,7 +75,7 @@ from consumer.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import Molecule, Status
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 SETUP_TU = 3.0
 JSON_NAME = "reuse.json"
@@ -376,7 +376,7 @@ async def _pool_job(
             await asyncio.sleep(0.005)
 
     nodes_task: asyncio.Task[None] | None = None
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    kafka = ProducerSettings(bootstrap_servers=bootstrap)
     try:
         # The service is up before the job: consumer in its group, workers requested (no node
         # can take them yet). Joining a group takes Tansu about 5 s; it is reported apart.

@@ -34,7 +34,7 @@ from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.readers import read_molecules
 from schemas import Molecule, Status
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ async def end_to_end(
     """Publish everything, then consume it with one one-CPU worker; time the predictions."""
     with EmbeddedBroker() as broker, LocalCluster() as cluster:
         cluster.add_spot_node()
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        kafka = ProducerSettings(bootstrap_servers=broker.bootstrap_servers)
         async with Publisher(kafka, topic="molecules") as pub:
             await pub.publish_all(molecules)
         settings = ConsumerSettings(

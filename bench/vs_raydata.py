@@ -80,7 +80,7 @@ from consumer.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Prediction, Status
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 JSON_NAME = "vs_raydata.json"
 INPUT_TOPIC = "molecules"
@@ -268,7 +268,7 @@ async def create_topics(bootstrap: str, topics: list[str]) -> None:
 
 async def publish(bootstrap: str, mols: list[Molecule]) -> None:
     """Publish the job's molecules to the input topic."""
-    async with Publisher(KafkaSettings(bootstrap_servers=bootstrap), topic=INPUT_TOPIC) as pub:
+    async with Publisher(ProducerSettings(bootstrap_servers=bootstrap), topic=INPUT_TOPIC) as pub:
         await pub.publish_all(mols)
 
 

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from consumer.errors import PublishRejectedError
 from schemas import PREDICTION_CODEC, Prediction
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +73,7 @@ class Output:
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        kafka: ProducerSettings,
         *,
         output_topic: str,
         dlq_topic: str,
@@ -91,7 +91,7 @@ class Output:
         """Connect (bounded by the broker timeout)."""
         if self._producer is not None:
             return
-        self._producer = await self._kafka.started_producer(linger_ms=5, max_batch_size=1 << 20)
+        self._producer = await self._kafka.started_producer()
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect; safe twice."""

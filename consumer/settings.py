@@ -7,10 +7,10 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 
-class ConsumerSettings(KafkaSettings):
+class ConsumerSettings(ProducerSettings):
     """Everything ``molstream consume`` can be told."""
 
     model_config = SettingsConfigDict(

@@ -18,12 +18,12 @@ from producer.readers import Format, ReadError, Skipped, detect_format, read_mol
 from producer.results import prediction_json, read_predictions
 from schemas import Molecule
 from schemas.cli_options import build_settings, with_settings_options
-from schemas.kafka import KafkaSettings
+from schemas.kafka import KafkaSettings, ProducerSettings
 
 _err = Console(stderr=True)
 
 
-@with_settings_options(KafkaSettings)
+@with_settings_options(ProducerSettings)
 def produce(
     files: Annotated[list[Path], typer.Argument(help="Molecule files: .smi, .csv or .sdf.")],
     topic: Annotated[
@@ -42,7 +42,7 @@ def produce(
     given: dict[str, Any],
 ) -> None:
     """Publish molecules from files to the input topic, keyed by id, acks=all."""
-    kafka = build_settings(KafkaSettings, given)
+    kafka = build_settings(ProducerSettings, given)
     for path in files:  # fail on a missing file or unknown format before connecting
         try:
             detect_format(path, format)

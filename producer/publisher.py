@@ -12,7 +12,7 @@ from typing import Self
 from aiokafka import AIOKafkaProducer
 
 from schemas import MOLECULE_CODEC, Molecule
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 
 class Publisher:
@@ -23,7 +23,7 @@ class Publisher:
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        kafka: ProducerSettings,
         *,
         topic: str,
         rate_per_s: float | None = None,
@@ -41,7 +41,7 @@ class Publisher:
     async def start(self) -> None:
         """Connect; bounded by the broker timeout."""
         if self._producer is None:
-            self._producer = await self._kafka.started_producer(linger_ms=5)
+            self._producer = await self._kafka.started_producer()
 
     async def stop(self) -> None:
         """Wait for every acknowledgement, then disconnect; safe twice."""

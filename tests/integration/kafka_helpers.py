@@ -16,7 +16,7 @@ from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions
 from schemas import DecodeError, Molecule, Prediction
-from schemas.kafka import KafkaSettings
+from schemas.kafka import KafkaSettings, ProducerSettings
 
 
 async def publish(
@@ -28,7 +28,7 @@ async def publish(
     offsets from the acknowledgements instead.
     """
     futures = []
-    async with Publisher(KafkaSettings(bootstrap_servers=bootstrap), topic=topic) as pub:
+    async with Publisher(ProducerSettings(bootstrap_servers=bootstrap), topic=topic) as pub:
         for molecule in molecules:
             futures.append(await pub.publish(molecule))
     ends: dict[TopicPartition, int] = {}
