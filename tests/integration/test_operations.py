@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter as CounterOf
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,8 +27,10 @@ from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.devbroker import EmbeddedBroker
+from consumer.hooks import Hooks
 from consumer.localserver import free_port
 from consumer.metrics import PrometheusHooks
+from consumer.pool import WorkerState
 from consumer.processor import StreamProcessor
 from consumer.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
@@ -328,6 +332,89 @@ async def test_commits_stalled_then_consumer_down_alerts_fire(
         f"commits stalled fired {stalled_after:.1f} s after start, "
         f"consumer down {down_after:.1f} s after the kill"
     )
+
+
+# -- Ray worker nodes on SIGTERM ----------------------------------------------------------
+
+
+class BatchesByWorker(Hooks):
+    def __init__(self) -> None:
+        self.by_worker: CounterOf[str] = CounterOf()
+        self.failures: CounterOf[str] = CounterOf()
+
+    def batch(self, worker: str, size: int, inference_s: float) -> None:
+        self.by_worker[worker] += 1
+
+    def worker_failure(self, reason: str) -> None:
+        self.failures[reason] += 1
+
+
+@contextmanager
+def spot_node_process(
+    address: str, log: Path, drain_timeout_s: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A Spot worker node as a KubeRay pod runs it (tests/integration/ray_node_process.py),
+    with no pre-stop hook; killed by pid if the test leaves it running."""
+    env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(drain_timeout_s)}
+    argv = [sys.executable, "-m", "tests.integration.ray_node_process", address]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def test_sigterm_to_a_ray_worker_node_drains_it_through_ray(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """deploy/kuberay/raycluster.yaml's worker pods on a Spot interruption: SIGTERM reaches the
+    node's main process (``ray start --block`` there), which marks the node DRAINING; the pool
+    gives it no new batch and stops its worker after the running one; the node, now idle,
+    exits long before the drain timeout; nothing is lost and no worker counts as failed."""
+    ray_cluster.add_spot_node()  # a node that stays
+    drain_timeout_s = 60.0
+    inputs = synthetic_molecules(4000)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    hooks = BatchesByWorker()
+    settings = settings_for(
+        broker.bootstrap_servers,
+        ray_cluster,
+        group_id="sigterm-drain-test",
+        min_workers=2,
+        max_workers=2,
+        model_option={"per_molecule_ms": "2"},
+    )
+    log_path = tmp_path / "spot-node.log"
+    with spot_node_process(ray_cluster.address, log_path, drain_timeout_s) as node:
+        async with (
+            OutputWatcher(broker.bootstrap_servers) as out,
+            StreamProcessor(settings, hooks=hooks) as proc,
+        ):
+            await wait_until(lambda: len(hooks.by_worker) == 2, 90, "a worker on each node busy")
+            stays = {n.node_id for n in ray_cluster.spot_nodes}
+            (victim,) = [w for w in proc.pool.workers() if w.node_id not in stays]
+            node.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            await wait_until(
+                lambda: victim.state in (WorkerState.DRAINING, WorkerState.STOPPED),
+                15,
+                "the pool sees the node draining",
+            )
+            seen_after = time.monotonic() - signalled
+            batches_at_notice = hooks.by_worker[victim.name]
+            await asyncio.to_thread(node.wait, drain_timeout_s + 10)
+            exited_after = time.monotonic() - signalled
+            await wait_until(lambda: len(out.ids) >= len(inputs), 180, "every molecule")
+    log = log_path.read_text(encoding="utf-8", errors="replace")
+    assert set(out.ids) == {m.id for m in inputs}
+    assert hooks.by_worker[victim.name] <= batches_at_notice + 1, "no new batch after the notice"
+    assert exited_after < drain_timeout_s / 2, f"the node did not empty: {exited_after:.1f} s"
+    assert "finished draining" in log, log[-2000:]
+    assert not hooks.failures, hooks.failures
+    print(f"draining seen {seen_after:.1f} s after SIGTERM; node gone after {exited_after:.1f} s")
 
 
 # -- Producer settings --------------------------------------------------------------------
