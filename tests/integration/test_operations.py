@@ -315,7 +315,7 @@ async def test_commits_stalled_then_consumer_down_alerts_fire(
     rules = [fast_rules(tmp_path / "rules")]
     with (
         PrometheusServer(tmp_path / "prometheus", [f"127.0.0.1:{port}"], rules) as prom,
-        consumer_process(argv, tmp_path / "stdout.log", tmp_path / "stderr.log") as proc,
+        logged_process(argv, tmp_path / "stdout.log", tmp_path / "stderr.log") as proc,
     ):
         started = time.monotonic()
         await eventually(
@@ -349,24 +349,6 @@ class BatchesByWorker(Hooks):
         self.failures[reason] += 1
 
 
-@contextmanager
-def spot_node_process(
-    address: str, log: Path, drain_timeout_s: float
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A Spot worker node as a KubeRay pod runs it (tests/integration/ray_node_process.py),
-    with no pre-stop hook; killed by pid if the test leaves it running."""
-    env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(drain_timeout_s)}
-    argv = [sys.executable, "-m", "tests.integration.ray_node_process", address]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
 async def test_sigterm_to_a_ray_worker_node_drains_it_through_ray(
     broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: Path
 ) -> None:
@@ -387,8 +369,11 @@ async def test_sigterm_to_a_ray_worker_node_drains_it_through_ray(
         max_workers=2,
         model_option={"per_molecule_ms": "2"},
     )
+    # A Spot worker node as a KubeRay pod runs it (see ray_node_process.py), no pre-stop hook.
+    env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(drain_timeout_s)}
+    argv = [sys.executable, "-m", "tests.integration.ray_node_process", ray_cluster.address]
     log_path = tmp_path / "spot-node.log"
-    with spot_node_process(ray_cluster.address, log_path, drain_timeout_s) as node:
+    with logged_process(argv, tmp_path / "spot-node.out", log_path, env) as node:
         async with (
             OutputWatcher(broker.bootstrap_servers) as out,
             StreamProcessor(settings, hooks=hooks) as proc,
@@ -506,12 +491,12 @@ Raw = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, 
 
 
 @contextmanager
-def consumer_process(
-    argv: list[str], stdout: Path, stderr: Path
+def logged_process(
+    argv: list[str], stdout: Path, stderr: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``argv`` with its output in files; killed by pid if the test leaves it running."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO_ROOT)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO_ROOT, env=env)
         try:
             yield proc
         finally:
@@ -534,7 +519,7 @@ async def run_consumer(broker: EmbeddedBroker, cluster: LocalCluster, workdir: P
     )
     err_path, out_path = workdir / "stderr.log", workdir / "stdout.log"
     async with OutputWatcher(broker.bootstrap_servers) as out:
-        with consumer_process(argv, out_path, err_path) as proc:
+        with logged_process(argv, out_path, err_path) as proc:
             await wait_until(lambda: len(out.ids) >= len(inputs) + 1, 180, "predictions")
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(proc.wait, 60)
