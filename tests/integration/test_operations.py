@@ -299,6 +299,56 @@ async def test_lag_seconds_grows_while_a_backlog_waits_and_returns_to_zero(
     print(f"lag seconds while waiting: {first:.1f} s, then {later:.1f} s; then 0")
 
 
+def lag_partitions(hooks: PrometheusHooks) -> set[tuple[str, str]]:
+    """(partition, group) of every lag series the hooks export now, records and seconds alike."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for family in hooks.registry.collect():
+        for sample in family.samples:
+            if sample.name in ("molstream_consumer_lag", "molstream_consumer_lag_seconds"):
+                found.setdefault(sample.name, set()).add(
+                    (sample.labels["partition"], sample.labels["group"])
+                )
+    records, seconds = (
+        found.get("molstream_consumer_lag", set()),
+        found.get("molstream_consumer_lag_seconds", set()),
+    )
+    assert records == seconds, (records, seconds)
+    return records
+
+
+def split_between(one: set[Any], other: set[Any], everything: set[Any]) -> bool:
+    """Both hold some, together all, none twice."""
+    return bool(one and other and one | other == everything and not one & other)
+
+
+async def test_lag_series_follow_the_partitions_a_consumer_holds(
+    broker: EmbeddedBroker, ray_cluster: LocalCluster
+) -> None:
+    """A second member joins the group: the partitions it takes leave the first member's
+    series (no two series for one partition); when it leaves, the first holds them all again."""
+    ray_cluster.add_spot_node()
+    inputs = synthetic_molecules(200)
+    await publish(broker.bootstrap_servers, "molecules", inputs)
+    settings = settings_for(broker.bootstrap_servers, ray_cluster, group_id="lag-series-test")
+    first, second = PrometheusHooks(), PrometheusHooks()
+    async with (
+        OutputWatcher(broker.bootstrap_servers) as out,
+        StreamProcessor(settings, hooks=first),
+    ):
+        await wait_until(lambda: len(out.ids) >= len(inputs), 120, "every prediction")
+        everything = lag_partitions(first)
+        assert len(everything) >= 2 and {g for _, g in everything} == {"lag-series-test"}
+        async with StreamProcessor(settings, hooks=second):
+            await wait_until(
+                lambda: split_between(lag_partitions(first), lag_partitions(second), everything),
+                60,
+                "the partitions split between the two members, each series once",
+            )
+            split = (len(lag_partitions(first)), len(lag_partitions(second)))
+        await wait_until(lambda: lag_partitions(first) == everything, 60, "all back to the first")
+    print(f"lag series of {len(everything)} partitions split {split[0]} + {split[1]}, then back")
+
+
 async def test_commits_stalled_then_consumer_down_alerts_fire(
     broker: EmbeddedBroker, ray_cluster: LocalCluster, tmp_path: Path
 ) -> None:
