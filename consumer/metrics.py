@@ -43,7 +43,8 @@ class PrometheusHooks(Hooks):
         self.build_info = Info(
             "molstream_build", "Version of molstream and of the model it serves.", registry=r
         )
-        self.build_info.info({"version": _version(), "model": "", "model_version": ""})
+        self._version = _version()
+        self.build_info.info({"version": self._version, "model": "", "model_version": ""})
         self.consumed_total = Counter(
             "molstream_messages_consumed", "Records fetched from the input topic.", registry=r
         )
@@ -177,7 +178,7 @@ class PrometheusHooks(Hooks):
 
     def worker_ready(self, model: str, model_version: str) -> None:
         self.build_info.info(
-            {"version": _version(), "model": model, "model_version": model_version}
+            {"version": self._version, "model": model, "model_version": model_version}
         )
 
 

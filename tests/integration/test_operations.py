@@ -252,6 +252,8 @@ def assert_final_counts(prom: PrometheusServer, count: int) -> None:
     assert consumed and float(consumed[0]["value"][1]) >= count, consumed
     assert ok and float(ok[0]["value"][1]) >= count, ok
     assert prom.query(f'up{{job="{JOB}"}} == 1'), "the consumer target is up"
+    info = prom.query('molstream_build_info{model!="", model_version!="", version!=""}')
+    assert info, "build info names molstream's version and the model a worker loaded"
 
 
 def lag_seconds(port: int) -> dict[str, float]:
