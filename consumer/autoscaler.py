@@ -114,8 +114,6 @@ class Autoscaler:
     async def tick(self) -> None:
         """Observe, decide, act; once."""
         lags = await self._read_lag()
-        for (topic, partition), lag in lags.items():
-            self._hooks.lag(topic, partition, lag)
         now, done = self._clock(), self._completed()
         if self._last_completed is not None and now > self._last_completed[0]:
             then, done_then = self._last_completed

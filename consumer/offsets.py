@@ -2,7 +2,8 @@
 
 Batches finish in any order, but Kafka commits are a single number per partition: "everything
 below this offset is done". The tracker keeps, per partition, the offsets fetched and not yet
-committed, in fetch order, and reports the highest offset it is safe to commit.
+committed, in fetch order, and reports the highest offset it is safe to commit. It also keeps
+each pending offset's timestamp, for the age of the oldest record not yet done.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ K = TypeVar("K", bound=Hashable)
 @dataclass(slots=True)
 class _Partition:
     pending: deque[int] = field(default_factory=deque)
+    timestamps: deque[float] = field(default_factory=deque)  # of ``pending``, in step
     done: set[int] = field(default_factory=set)
     committable: int | None = None
     last_registered: int = -1
@@ -29,13 +31,15 @@ class OffsetTracker(Generic[K]):
     def __init__(self) -> None:
         self._parts: dict[K, _Partition] = {}
 
-    def register(self, partition: K, offset: int) -> None:
-        """Record that ``offset`` was fetched; offsets of a partition must arrive increasing."""
+    def register(self, partition: K, offset: int, timestamp: float = 0.0) -> None:
+        """Record that ``offset`` (of a record made at ``timestamp``, any clock) was fetched;
+        offsets of a partition must arrive increasing."""
         part = self._parts.setdefault(partition, _Partition())
         if offset <= part.last_registered:
             raise ValueError(f"offset {offset} registered after {part.last_registered}")
         part.last_registered = offset
         part.pending.append(offset)
+        part.timestamps.append(timestamp)
 
     def done(self, partition: K, offset: int) -> None:
         """Record that ``offset`` is fully handled (its output acknowledged)."""
@@ -45,6 +49,7 @@ class OffsetTracker(Generic[K]):
         part.done.add(offset)
         while part.pending and part.pending[0] in part.done:
             head = part.pending.popleft()
+            part.timestamps.popleft()
             part.done.discard(head)
             part.committable = head + 1
 
@@ -56,6 +61,11 @@ class OffsetTracker(Generic[K]):
         """Offsets fetched and not yet committable, for one partition or all."""
         parts = self._parts.values() if partition is None else [self._parts.get(partition)]
         return sum(len(p.pending) for p in parts if p is not None)
+
+    def oldest_pending(self, partition: K) -> float | None:
+        """Timestamp of the partition's oldest offset not yet done; None when none is pending."""
+        part = self._parts.get(partition)
+        return part.timestamps[0] if part is not None and part.timestamps else None
 
     def forget(self, partition: K) -> None:
         """Drop a partition (revoked): late completions for it are ignored."""

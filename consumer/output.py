@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from consumer.errors import PublishRejectedError
 from schemas import PREDICTION_CODEC, Prediction
 from schemas.headers import carried_headers
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 from schemas.registry import SchemaRegistry
 from schemas.wire import Encoder
 
@@ -80,7 +80,7 @@ class Output:
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        kafka: ProducerSettings,
         *,
         output_topic: str,
         dlq_topic: str,
@@ -106,7 +106,7 @@ class Output:
             self._encoder = await Encoder.for_topic(
                 PREDICTION_CODEC, self._output_topic, self._registry
             )
-        self._producer = await self._kafka.started_producer(linger_ms=5, max_batch_size=1 << 20)
+        self._producer = await self._kafka.started_producer()
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect; safe twice."""

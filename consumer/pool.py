@@ -93,6 +93,7 @@ class WorkerPool:
         actor_options: ActorOptions,
         target: int,
         on_failure: Callable[[str], None] = lambda reason: None,
+        on_ready: Callable[[WorkerInfo], None] = lambda info: None,
         deploy_retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -101,6 +102,7 @@ class WorkerPool:
         self._actor_options = actor_options
         self._target = target
         self._on_failure = on_failure
+        self._on_ready = on_ready
         self._deploy_retry_s = deploy_retry_s
         self._clock = clock
         self._workers: list[Worker] = []
@@ -305,6 +307,7 @@ class WorkerPool:
             pid=info.pid,
             after_s=round(self._clock() - worker.created_at, 3),
         )
+        self._on_ready(info)
         self._ready.put_nowait(worker)
 
     def _end(self, worker: Worker, state: WorkerState) -> None:

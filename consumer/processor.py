@@ -30,7 +30,7 @@ from consumer.autoscaler import Autoscaler, gcs_address_of_current_ray
 from consumer.batching import Batcher
 from consumer.errors import BatchFailedError, RayLostError, WorkerLostError
 from consumer.health import Health
-from consumer.hooks import Hooks
+from consumer.hooks import Hooks, PartitionLag
 from consumer.models import ModelResult, resolve_model_class
 from consumer.offsets import OffsetTracker
 from consumer.output import DeadLetter, Output
@@ -142,6 +142,7 @@ class StreamProcessor:
             ),
             target=settings.min_workers,
             on_failure=self.hooks.worker_failure,
+            on_ready=lambda info: self.hooks.worker_ready(info.model, info.model_version),
         )
         self.registry = (
             SchemaRegistry(settings, on_error=self.hooks.registry_error)
@@ -186,6 +187,8 @@ class StreamProcessor:
             group_id=self.settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Records of aborted transactions upstream are never read (Kafka's default reads them).
+            isolation_level="read_committed",
             max_poll_records=self.settings.max_in_flight,
             session_timeout_ms=int(self.settings.session_timeout_s * 1000),
             heartbeat_interval_ms=int(self.settings.heartbeat_interval_s * 1000),
@@ -375,8 +378,10 @@ class StreamProcessor:
             self.hooks.consumed(len(records))
 
     def _intake(self, tp: TopicPartition, record: Any, now: float) -> None:
+        # The record's Kafka timestamp dates the lag in seconds; -1 means the producer set none.
+        created_s = record.timestamp / 1000 if record.timestamp > 0 else time.time()
         try:
-            self._tracker.register(tp, record.offset)
+            self._tracker.register(tp, record.offset, created_s)
         except ValueError:
             # The position moved back (an offset reset after log truncation): start the
             # partition's bookkeeping afresh; late completions of the old range are ignored.
@@ -387,7 +392,7 @@ class StreamProcessor:
                 offset=record.offset,
             )
             self._tracker.forget(tp)
-            self._tracker.register(tp, record.offset)
+            self._tracker.register(tp, record.offset, created_s)
         self._set_in_flight(self._in_flight + 1)
         headers = tuple(record.headers or ())
         try:
@@ -733,9 +738,11 @@ class StreamProcessor:
         return withdrawn
 
     async def lag(self) -> dict[tuple[str, int], int]:
-        """Records not yet committed per assigned partition (in-flight ones included)."""
+        """Records not yet committed per assigned partition (in-flight ones included); the
+        hooks get them too, with the age of each partition's oldest record not yet done."""
         assigned = list(self.consumer.assignment())
         if not assigned:
+            self.hooks.lag(self.settings.group_id, {})
             return {}
         timeout_s = self.settings.broker_timeout_s
         ends = await asyncio.wait_for(self.consumer.end_offsets(assigned), timeout_s)
@@ -752,6 +759,17 @@ class StreamProcessor:
             # Some brokers (Tansu) report a low end offset; what we hold is lag all the same.
             lag = max(ends[tp] - base, self._tracker.pending_count(tp), 0)
             lags[(tp.topic, tp.partition)] = lag
+        now_s, held = time.time(), self.consumer.assignment()  # a revoke may have come meanwhile
+        oldest = {tp: self._tracker.oldest_pending(tp) for tp in assigned if tp in held}
+        self.hooks.lag(
+            self.settings.group_id,
+            {
+                (tp.topic, tp.partition): PartitionLag(
+                    lags[(tp.topic, tp.partition)], 0.0 if ts is None else max(0.0, now_s - ts)
+                )
+                for tp, ts in oldest.items()
+            },
+        )
         return lags
 
     # -- rebalance -------------------------------------------------------------------------
