@@ -5,9 +5,10 @@ summary, writes ``drought.json`` and ``drought.png`` (``--out``, default bench/r
 
 The scenario of issue 9 as a user met it: a backlog larger than ``--max-in-flight``, no Spot
 node for longer than aiokafka's ``max_poll_interval_ms`` (300 s by default, the setting
-``--max-poll-interval-s``), then two nodes. The consumer runs with its defaults; the bench
-samples, every second, how long ago it last polled Kafka, and counts predictions, duplicates
-and rebalances. The test suite runs the same scenario with a 20 s poll interval.
+``--max-poll-interval-s``), then two nodes. ``molstream consume`` runs as a process with its
+default settings; every second the bench reads its ``/healthz`` (how long ago it last polled
+Kafka) and counts predictions; at the end it counts duplicates and the rebalances it logged.
+The test suite runs the same scenario with a 20 s poll interval.
 """
 
 from __future__ import annotations
@@ -16,16 +17,28 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.harness import OutputWatcher, consumer_settings, publish, synthetic_molecules
+from bench.harness import OutputWatcher, consume_command, publish, synthetic_molecules
 from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
-from consumer.logs import configure_logging
-from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
+
+
+def _polled_s_ago(port: int) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            body = answer.read()
+    except OSError as exc:  # 503 (HTTPError is an OSError) still carries the body
+        body = getattr(exc, "read", lambda: b"")()
+    value = json.loads(body or b"{}").get("polled_s_ago") if body else None
+    return float(value) if value is not None else None
 
 
 async def _run(
@@ -33,43 +46,61 @@ async def _run(
 ) -> dict[str, Any]:
     inputs = synthetic_molecules(args.molecules)
     await publish(broker.bootstrap_servers, "molecules", inputs)
-    # The consumer's own defaults (group timing, window, batches), not the tests' fast ones.
-    settings = consumer_settings(
+    port = free_port()
+    argv = consume_command(
         broker.bootstrap_servers,
         cluster.address,
-        max_workers=2,
-        batch_size=ConsumerSettings.model_fields["batch_size"].default,
-        commit_interval_s=ConsumerSettings.model_fields["commit_interval_s"].default,
-        autoscale_interval_s=ConsumerSettings.model_fields["autoscale_interval_s"].default,
+        *("--model", "synthetic", "--max-workers", "2", "--metrics-port", str(port)),
     )
-    samples: list[dict[str, float]] = []
-    started = time.monotonic()
-    async with OutputWatcher(broker.bootstrap_servers) as out, StreamProcessor(settings) as proc:
-        nodes_at = None
-        while len(out.ids) < len(inputs):
-            now = time.monotonic() - started
-            if nodes_at is None and now >= args.drought_s:
-                nodes_at = now
-                # Starting a node blocks for seconds: not on the loop the consumer runs on.
-                for _ in range(2):
-                    await asyncio.to_thread(cluster.add_spot_node, wait=False)
-            health = proc.health()
-            samples.append(
-                {"t_s": now, "polled_s_ago": health.polled_s_ago, "predicted": len(out.ids)}
+    log_path = args.out / "drought-consumer.log"
+    samples: list[dict[str, Any]] = []
+    async with OutputWatcher(broker.bootstrap_servers) as out:
+        with log_path.open("wb") as log:
+            consumer = await asyncio.create_subprocess_exec(
+                *argv, stdout=log, stderr=subprocess.STDOUT
             )
-            if now > args.drought_s + args.timeout_s:
-                break
-            await asyncio.sleep(1.0)
+            try:
+                started, nodes_added = time.monotonic(), False
+                while len(out.ids) < len(inputs) and consumer.returncode is None:
+                    now = time.monotonic() - started
+                    if not nodes_added and now >= args.drought_s:
+                        for _ in range(2):  # blocks this process for seconds, not the consumer
+                            cluster.add_spot_node(wait=False)
+                        nodes_added = True
+                    polled = await asyncio.to_thread(_polled_s_ago, port)
+                    samples.append({"t_s": now, "polled_s_ago": polled, "predicted": len(out.ids)})
+                    if now > args.drought_s + args.timeout_s:
+                        break
+                    await asyncio.sleep(1.0)
+                await asyncio.sleep(2)  # a duplicate would arrive now
+                consumer.send_signal(signal.SIGTERM)
+                code = await asyncio.wait_for(consumer.wait(), 120)
+            finally:
+                if consumer.returncode is None:
+                    consumer.kill()
+                    await consumer.wait()
+    events = [
+        json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    # Only what happened before the SIGTERM: the shutdown's own leave is no rebalance.
+    stop_at = next((i for i, e in enumerate(events) if e.get("event") == "shutting down"), None)
+    events = events[:stop_at]
+    defaults = ConsumerSettings()
+    gaps: list[float] = [s["polled_s_ago"] for s in samples if s["polled_s_ago"] is not None]
     return {
         "molecules": len(inputs),
         "drought_s": args.drought_s,
-        "max_poll_interval_s": settings.max_poll_interval_s,
-        "max_in_flight": settings.max_in_flight,
+        "max_poll_interval_s": defaults.max_poll_interval_s,
+        "max_in_flight": defaults.max_in_flight,
         "predicted": len(out.ids),
         "duplicates": out.duplicates(),
-        "revokes": proc.revokes,
-        "max_polled_s_ago": max(s["polled_s_ago"] for s in samples),
+        "revokes": sum(1 for e in events if e.get("event") == "partitions revoked"),
+        "group_errors": sum(
+            1 for e in events if "UnknownMemberId" in str(e) or "CommitFailed" in str(e)
+        ),
+        "max_polled_s_ago": max(gaps),
         "done_s": samples[-1]["t_s"],
+        "exit_code": code,
         "samples": samples,
     }
 
@@ -80,21 +111,23 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = [s["t_s"] for s in result["samples"]]
+    samples = result["samples"]
+    t = [s["t_s"] for s in samples]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(8, 5))
-    top.plot(t, [s["predicted"] for s in result["samples"]])
+    top.plot(t, [s["predicted"] for s in samples])
     top.set_ylabel("molecules predicted")
     top.axvline(result["drought_s"], color="grey", linestyle="--", label="two Spot nodes arrive")
     top.legend(loc="upper left")
-    bottom.plot(t, [s["polled_s_ago"] for s in result["samples"]], label="time since last poll")
+    polled = [(s["t_s"], s["polled_s_ago"]) for s in samples if s["polled_s_ago"] is not None]
+    bottom.plot(*zip(*polled, strict=True), label="time since the consumer's last poll")
     bottom.axhline(result["max_poll_interval_s"], color="red", label="max_poll_interval")
     bottom.set_yscale("log")
     bottom.set_ylabel("seconds")
     bottom.set_xlabel("seconds since start")
     bottom.legend(loc="center left")
     fig.suptitle(
-        f"Spot drought of {result['drought_s']:g} s: {result['duplicates']} duplicates, "
-        f"{result['revokes']} rebalances"
+        f"Spot drought of {result['drought_s']:g} s, default settings: "
+        f"{result['duplicates']} duplicates, {result['revokes']} rebalances"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -109,17 +142,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    configure_logging("console", os.environ.get("BENCH_LOG_LEVEL", "warning"))
+    args.out.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker() as broker, LocalCluster() as cluster:
         result = asyncio.run(_run(args, broker, cluster))
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "drought.json").write_text(json.dumps(result, indent=2))
     _plot(result, args.out / "drought.png")
     print(
         f"drought {result['drought_s']:g} s (max poll interval {result['max_poll_interval_s']:g}"
-        f" s): {result['predicted']}/{result['molecules']} predicted, "
-        f"{result['duplicates']} duplicates, {result['revokes']} rebalances, longest time "
-        f"between polls {result['max_polled_s_ago']:.2f} s, done after {result['done_s']:.0f} s"
+        f" s, max in flight {result['max_in_flight']}): {result['predicted']}/"
+        f"{result['molecules']} predicted, {result['duplicates']} duplicates, "
+        f"{result['revokes']} rebalances, {result['group_errors']} group errors logged, "
+        f"longest time between polls {result['max_polled_s_ago']:.2f} s, done after "
+        f"{result['done_s']:.0f} s, exit code {result['exit_code']}"
     )
 
 

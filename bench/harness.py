@@ -27,7 +27,7 @@ from producer.publisher import Publisher
 from producer.readers import read_molecules
 from producer.results import read_predictions
 from schemas import DecodeError, Molecule, Prediction, Status
-from schemas.kafka import KafkaSettings
+from schemas.kafka import KafkaSettings, ProducerSettings
 
 if TYPE_CHECKING:
     from consumer.processor import StreamProcessor
@@ -175,7 +175,7 @@ async def publish(
     offsets from the acknowledgements instead.
     """
     futures = []
-    async with Publisher(KafkaSettings(bootstrap_servers=bootstrap), topic=topic) as pub:
+    async with Publisher(ProducerSettings(bootstrap_servers=bootstrap), topic=topic) as pub:
         for molecule in molecules:
             futures.append(await pub.publish(molecule))
     ends: dict[TopicPartition, int] = {}

@@ -31,7 +31,7 @@ from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
 from producer.publisher import Publisher
 from schemas import Molecule, Status
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ async def end_to_end(
     """Publish everything, then consume it with one one-CPU worker; time the predictions."""
     with EmbeddedBroker() as broker, LocalCluster() as cluster:
         cluster.add_spot_node()
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        kafka = ProducerSettings(bootstrap_servers=broker.bootstrap_servers)
         async with Publisher(kafka, topic="molecules") as pub:
             await pub.publish_all(molecules)
         settings = consumer_settings(

@@ -143,8 +143,6 @@ class Autoscaler(Lifecycle):
     async def tick(self) -> None:
         """Observe, decide, act; once."""
         lags = await self._read_lag()
-        for (topic, partition), lag in lags.items():
-            self._hooks.lag(topic, partition, lag)
         ctx = ScalingContext(
             now=self._clock(),
             lag=sum(lags.values()),

@@ -7,13 +7,14 @@ ledger's partition states know it); the lag counts from the last commit, ours or
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from consumer.hooks import Hooks
+from consumer.hooks import Hooks, PartitionLag
 from consumer.ledger import Ledger
 
 log = structlog.get_logger(__name__)
@@ -80,13 +81,22 @@ class Committer:
 
 
 class LagReader:
-    """Records not yet committed per assigned partition (in-flight ones included)."""
+    """Records not yet committed per assigned partition (in-flight ones included); the hooks
+    get them too, with the age of each partition's oldest record not yet done."""
 
     def __init__(
-        self, *, consumer: Callable[[], AIOKafkaConsumer], ledger: Ledger, broker_timeout_s: float
+        self,
+        *,
+        consumer: Callable[[], AIOKafkaConsumer],
+        ledger: Ledger,
+        hooks: Hooks,
+        group: str,
+        broker_timeout_s: float,
     ) -> None:
         self._consumer = consumer
         self._ledger = ledger
+        self._hooks = hooks
+        self._group = group
         self._timeout_s = broker_timeout_s
 
     async def lag(self) -> dict[tuple[str, int], int]:
@@ -94,6 +104,7 @@ class LagReader:
         consumer = self._consumer()
         assigned = list(consumer.assignment())
         if not assigned:
+            self._hooks.lag(self._group, {})
             return {}
         ends = await asyncio.wait_for(consumer.end_offsets(assigned), self._timeout_s)
         lags = {}
@@ -104,7 +115,19 @@ class LagReader:
             base = state.committed if state.committed is not None else state.lag_base or 0
             # Some brokers (Tansu) report a low end offset; what we hold is lag all the same.
             lags[(tp.topic, tp.partition)] = max(ends[tp] - base, len(state.pending), 0)
+        self._report(lags, consumer.assignment())  # a revoke may have come meanwhile
         return lags
+
+    def _report(self, lags: dict[tuple[str, int], int], held: Iterable[TopicPartition]) -> None:
+        now_s = time.time()
+        snapshot = {}
+        for tp in held:
+            if (tp.topic, tp.partition) not in lags:
+                continue
+            oldest = self._ledger.partitions.oldest_pending(tp)
+            age_s = 0.0 if oldest is None else max(0.0, now_s - oldest)
+            snapshot[(tp.topic, tp.partition)] = PartitionLag(lags[(tp.topic, tp.partition)], age_s)
+        self._hooks.lag(self._group, snapshot)
 
     async def _group_offset(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
         committed = await asyncio.wait_for(consumer.committed(tp), self._timeout_s)

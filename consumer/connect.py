@@ -21,6 +21,8 @@ def group_consumer(settings: ConsumerSettings) -> AIOKafkaConsumer:
         group_id=settings.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # Records of aborted transactions upstream are never read (Kafka's default reads them).
+        isolation_level="read_committed",
         max_poll_records=settings.max_in_flight,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),

@@ -6,8 +6,21 @@ Prometheus, the way dramatiq's Prometheus middleware sits beside its worker.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from consumer.reasons import DeadLetterStage, LossReason
 from schemas import Status
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """How far one partition is behind: in records and in time."""
+
+    records: int
+    """End offset minus committed offset."""
+    oldest_age_s: float
+    """Age of the oldest record fetched and not yet done, from its Kafka timestamp; 0 if none."""
 
 
 class Hooks:
@@ -46,8 +59,12 @@ class Hooks:
     def pool_state(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
         """Workers by state, the size the pool wants, and total worker-seconds so far."""
 
-    def lag(self, topic: str, partition: int, lag: int) -> None:
-        """End offset minus committed offset of one partition."""
+    def lag(self, group: str, partitions: Mapping[tuple[str, int], PartitionLag]) -> None:
+        """The lag of every (topic, partition) that this member of ``group`` holds now: a
+        partition missing from a later call has been revoked."""
+
+    def worker_ready(self, model: str, model_version: str) -> None:
+        """A worker has loaded ``model`` at ``model_version`` and takes batches."""
 
     def revoked(self, partitions: list[tuple[str, int]]) -> None:
         """Partitions (topic, partition) were taken from this consumer by a rebalance."""

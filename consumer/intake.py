@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -121,7 +122,9 @@ class Intake:
         consumer.resume(*consumer.assignment())
 
     def _take(self, tp: TopicPartition, record: Any, now: float) -> None:
-        self._ledger.admit(tp, record.offset)
+        # The record's Kafka timestamp dates the lag in seconds; -1 means the producer set none.
+        created_s = record.timestamp / 1000 if record.timestamp > 0 else time.time()
+        self._ledger.admit(tp, record.offset, created_s)
         headers: Headers = tuple(record.headers or ())
         try:
             molecule = self._decoder.decode(record.value, headers)

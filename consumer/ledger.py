@@ -42,11 +42,12 @@ class Ledger:
         """Whether the in-flight window is full (fetching pauses)."""
         return self.in_flight >= self.max_in_flight
 
-    def admit(self, tp: TopicPartition, offset: int) -> None:
-        """A fetched record enters: its offset is pending until done."""
+    def admit(self, tp: TopicPartition, offset: int, created_s: float) -> None:
+        """A fetched record (made at ``created_s``, wall clock) enters: its offset is
+        pending until done."""
         state = self.partitions.state(tp)
         try:
-            state.register(offset)
+            state.register(offset, created_s)
         except ValueError:
             # The position moved back (an offset reset after log truncation): start the
             # partition's bookkeeping afresh; late completions of the old range are ignored.
@@ -57,7 +58,7 @@ class Ledger:
                 offset=offset,
             )
             self.partitions.forget(tp)
-            self.partitions.register(tp, offset)
+            self.partitions.register(tp, offset, created_s)
         self._set(self.in_flight + 1)
 
     def state(self, tp: TopicPartition) -> PartitionState:

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 
-from consumer.hooks import Hooks
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from consumer.hooks import Hooks, PartitionLag
 from consumer.reasons import DeadLetterStage, LossReason
 from schemas import Status
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# A backlog's records wait for hours: end-to-end latency keeps its resolution up to a day.
+_END_TO_END_BUCKETS_S = (*_LATENCY_BUCKETS_S, 600, 1800, 3600, 7200, 14400, 28800, 86400)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 POOL_STATES = ("deploying", "ready", "busy", "draining")
+BROKER_OPERATIONS = ("connect", "fetch", "commit", "produce")
 
 
 class PrometheusHooks(Hooks):
@@ -19,6 +34,23 @@ class PrometheusHooks(Hooks):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # The process's CPU, memory, open files and the Python runtime, as every exporter has.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.build_info = Info(
+            "molstream_build", "Version of molstream and of the model it serves.", registry=r
+        )
+        self._version = _version()
+        self.build_info.info({"version": self._version, "model": "", "model_version": ""})
+        self._flow_metrics(r)
+        self._lag_metrics(r)
+        self._pool_metrics(r)
+        self._histograms(r)
+        self._precreate_series()
+        self._worker_seconds_seen = 0.0
+
+    def _flow_metrics(self, r: CollectorRegistry) -> None:
         self.consumed_total = Counter(
             "molstream_messages_consumed", "Records fetched from the input topic.", registry=r
         )
@@ -34,12 +66,23 @@ class PrometheusHooks(Hooks):
         self.offsets_committed_total = Counter(
             "molstream_offsets_committed", "Records moved past by commits.", registry=r
         )
+
+    def _lag_metrics(self, r: CollectorRegistry) -> None:
         self.consumer_lag = Gauge(
             "molstream_consumer_lag",
             "End offset minus committed offset.",
-            ["topic", "partition"],
+            ["topic", "partition", "group"],
             registry=r,
         )
+        self.consumer_lag_seconds = Gauge(
+            "molstream_consumer_lag_seconds",
+            "Age of the oldest record fetched and not yet done (0: none waits).",
+            ["topic", "partition", "group"],
+            registry=r,
+        )
+        self._lag_labels: set[tuple[str, str, str]] = set()
+
+    def _pool_metrics(self, r: CollectorRegistry) -> None:
         self.in_flight_molecules = Gauge(
             "molstream_in_flight_molecules", "Molecules fetched and not yet done.", registry=r
         )
@@ -67,6 +110,8 @@ class PrometheusHooks(Hooks):
             ["operation"],
             registry=r,
         )
+
+    def _histograms(self, r: CollectorRegistry) -> None:
         self.batch_size = Histogram(
             "molstream_batch_size", "Molecules per batch.", buckets=_BATCH_BUCKETS, registry=r
         )
@@ -79,12 +124,14 @@ class PrometheusHooks(Hooks):
         self.end_to_end_seconds = Histogram(
             "molstream_end_to_end_seconds",
             "Record timestamp to prediction acknowledged.",
-            buckets=_LATENCY_BUCKETS_S,
+            buckets=_END_TO_END_BUCKETS_S,
             registry=r,
         )
         self.worker_seconds_total = Counter(
             "molstream_worker_seconds", "Time workers existed, deploying included.", registry=r
         )
+
+    def _precreate_series(self) -> None:
         for state in POOL_STATES:
             self.pool_workers.labels(state)
         # Series exist from the start, so dashboards show 0 rather than "no data".
@@ -94,7 +141,8 @@ class PrometheusHooks(Hooks):
             self.dead_letters_total.labels(stage)
         for reason in LossReason:
             self.worker_failures_total.labels(reason)
-        self._worker_seconds_seen = 0.0
+        for operation in BROKER_OPERATIONS:
+            self.broker_errors_total.labels(operation)
 
     def consumed(self, count: int) -> None:
         self.consumed_total.inc(count)
@@ -139,5 +187,25 @@ class PrometheusHooks(Hooks):
             self.worker_seconds_total.inc(delta)
             self._worker_seconds_seen = worker_seconds
 
-    def lag(self, topic: str, partition: int, lag: int) -> None:
-        self.consumer_lag.labels(topic, str(partition)).set(lag)
+    def lag(self, group: str, partitions: Mapping[tuple[str, int], PartitionLag]) -> None:
+        held = {(topic, str(partition), group) for topic, partition in partitions}
+        # A revoked partition's series go: its new owner reports it, two series would double it.
+        for labels in self._lag_labels - held:
+            self.consumer_lag.remove(*labels)
+            self.consumer_lag_seconds.remove(*labels)
+        self._lag_labels = held
+        for (topic, partition), lag in partitions.items():
+            self.consumer_lag.labels(topic, str(partition), group).set(lag.records)
+            self.consumer_lag_seconds.labels(topic, str(partition), group).set(lag.oldest_age_s)
+
+    def worker_ready(self, model: str, model_version: str) -> None:
+        self.build_info.info(
+            {"version": self._version, "model": model, "model_version": model_version}
+        )
+
+
+def _version() -> str:
+    try:
+        return version("molstream")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"

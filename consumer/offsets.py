@@ -23,6 +23,8 @@ class PartitionState:
 
     pending: deque[int] = field(default_factory=deque)
     """Offsets fetched and not yet committable, in fetch order."""
+    timestamps: deque[float] = field(default_factory=deque)
+    """When each pending record was made (any clock), in step with ``pending``."""
     done: set[int] = field(default_factory=set)
     """Pending offsets already done (out of order)."""
     committable: int | None = None
@@ -36,12 +38,14 @@ class PartitionState:
     lag_base: int | None = None
     """The group's committed offset when the partition was assigned, until a commit of ours."""
 
-    def register(self, offset: int) -> None:
-        """Record that ``offset`` was fetched; offsets must arrive increasing."""
+    def register(self, offset: int, timestamp: float = 0.0) -> None:
+        """Record that ``offset`` (of a record made at ``timestamp``) was fetched; offsets
+        must arrive increasing."""
         if offset <= self.last_registered:
             raise ValueError(f"offset {offset} registered after {self.last_registered}")
         self.last_registered = offset
         self.pending.append(offset)
+        self.timestamps.append(timestamp)
 
     def complete(self, offset: int) -> None:
         """Record that ``offset`` is fully handled (its output acknowledged)."""
@@ -50,8 +54,13 @@ class PartitionState:
         self.done.add(offset)
         while self.pending and self.pending[0] in self.done:
             head = self.pending.popleft()
+            self.timestamps.popleft()
             self.done.discard(head)
             self.committable = head + 1
+
+    def oldest_pending(self) -> float | None:
+        """Timestamp of the oldest record not yet done; None when none is pending."""
+        return self.timestamps[0] if self.timestamps else None
 
     def to_commit(self) -> int | None:
         """The offset to commit now, or None when nothing new is committable."""
@@ -74,9 +83,10 @@ class OffsetTracker(Generic[K]):
         """The state of ``partition`` if it is tracked."""
         return self._parts.get(partition)
 
-    def register(self, partition: K, offset: int) -> None:
-        """Record that ``offset`` was fetched; offsets of a partition must arrive increasing."""
-        self.state(partition).register(offset)
+    def register(self, partition: K, offset: int, timestamp: float = 0.0) -> None:
+        """Record that ``offset`` (of a record made at ``timestamp``, any clock) was fetched;
+        offsets of a partition must arrive increasing."""
+        self.state(partition).register(offset, timestamp)
 
     def done(self, partition: K, offset: int) -> None:
         """Record that ``offset`` is fully handled (its output acknowledged)."""
@@ -92,6 +102,11 @@ class OffsetTracker(Generic[K]):
         """Offsets fetched and not yet committable, for one partition or all."""
         parts = self._parts.values() if partition is None else [self._parts.get(partition)]
         return sum(len(p.pending) for p in parts if p is not None)
+
+    def oldest_pending(self, partition: K) -> float | None:
+        """Timestamp of the partition's oldest offset not yet done; None when none is pending."""
+        part = self._parts.get(partition)
+        return part.oldest_pending() if part is not None else None
 
     def forget(self, partition: K) -> None:
         """Drop a partition (revoked): late completions for it are ignored."""

@@ -16,7 +16,7 @@ from consumer.lifecycle import Lifecycle
 from consumer.reasons import DeadLetterStage
 from schemas import PREDICTION_CODEC, Prediction
 from schemas.headers import carried_headers
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 from schemas.registry import SchemaRegistry
 from schemas.wire import Encoder
 
@@ -82,7 +82,7 @@ class Output(Lifecycle):
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        kafka: ProducerSettings,
         *,
         output_topic: str,
         dlq_topic: str,
@@ -108,7 +108,7 @@ class Output(Lifecycle):
             self._encoder = await Encoder.for_topic(
                 PREDICTION_CODEC, self._output_topic, self._registry
             )
-        self._producer = await self._kafka.started_producer(linger_ms=5, max_batch_size=1 << 20)
+        self._producer = await self._kafka.started_producer()
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect; safe twice."""

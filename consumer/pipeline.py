@@ -70,7 +70,11 @@ class Pipeline:
             clock=w.clock,
         )
         lag_reader = LagReader(
-            consumer=w.consumer, ledger=w.ledger, broker_timeout_s=w.settings.broker_timeout_s
+            consumer=w.consumer,
+            ledger=w.ledger,
+            hooks=w.hooks,
+            group=w.settings.group_id,
+            broker_timeout_s=w.settings.broker_timeout_s,
         )
         return cls(intake, dispatcher, committer, lag_reader, listener)
 

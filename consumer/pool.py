@@ -51,12 +51,14 @@ class ReplicaPool(Lifecycle):
         actor_options: ActorOptions,
         target: int,
         on_failure: Callable[[LossReason], None] = lambda reason: None,
+        on_ready: Callable[[WorkerInfo], None] = lambda info: None,
         deploy_retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._spec = ActorSpec(model, model_options, actor_options)
         self._target = target
         self._on_failure = on_failure
+        self._on_ready = on_ready
         self._deploy_retry_s = deploy_retry_s
         self._clock = clock
         self._workers: list[Replica] = []
@@ -161,15 +163,14 @@ class ReplicaPool(Lifecycle):
         Idle ones stop now, busy ones after their batch; replacements deploy elsewhere.
         """
         nodes = set(node_ids)
-        drained = False
-        for worker in list(self._workers):
-            if worker.node_id in nodes and worker.state in (ReplicaState.READY, ReplicaState.BUSY):
-                drained = True
-                if worker.state is ReplicaState.READY:
-                    self._end(worker, ReplicaState.STOPPED)
-                else:
-                    worker.state = ReplicaState.DRAINING
-                log.info("worker draining", worker=worker.name, node=worker.node_id)
+        on_them = [w for w in self._workers if w.node_id in nodes]
+        drained = [w for w in on_them if w.state in (ReplicaState.READY, ReplicaState.BUSY)]
+        for worker in drained:
+            log.info("worker draining", worker=worker.name, node=worker.node_id)
+            if worker.state is ReplicaState.READY:
+                self._end(worker, ReplicaState.STOPPED)
+            else:
+                worker.state = ReplicaState.DRAINING
         if drained:
             self._reconcile()
 
@@ -200,8 +201,6 @@ class ReplicaPool(Lifecycle):
     async def _ready_routine(self, worker: Replica) -> None:
         try:
             info: WorkerInfo = await await_ref(worker.handle.info.remote())
-        except asyncio.CancelledError:
-            raise
         except RayError as exc:
             if worker.state in GONE:
                 return
@@ -221,13 +220,9 @@ class ReplicaPool(Lifecycle):
         after_s = self._lifetimes.ready(worker)
         worker.info = info
         worker.state = ReplicaState.READY
-        log.info(
-            "worker ready",
-            worker=worker.name,
-            node=info.node_id,
-            pid=info.pid,
-            after_s=round(after_s, 3),
-        )
+        log.info("worker ready", worker=worker.name, node=info.node_id, pid=info.pid,
+                 after_s=round(after_s, 3))  # fmt: skip
+        self._on_ready(info)
         self._ready.put_nowait(worker)
 
     def _end(self, worker: Replica, state: ReplicaState) -> None:
@@ -243,7 +238,10 @@ class ReplicaPool(Lifecycle):
 
 
 def pool_for(
-    settings: ConsumerSettings, *, on_failure: Callable[[LossReason], None]
+    settings: ConsumerSettings,
+    *,
+    on_failure: Callable[[LossReason], None],
+    on_ready: Callable[[WorkerInfo], None],
 ) -> ReplicaPool:
     """The pool ``molstream consume`` runs: its model, resources and smallest size."""
     return ReplicaPool(
@@ -256,4 +254,5 @@ def pool_for(
         ),
         target=settings.min_workers,
         on_failure=on_failure,
+        on_ready=on_ready,
     )

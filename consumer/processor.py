@@ -57,7 +57,11 @@ class StreamProcessor(Lifecycle):
         self._ray_owned = False
         self._routines: list[asyncio.Task[None]] = []
         self.ledger = Ledger(max_in_flight=settings.max_in_flight, on_in_flight=hooks.in_flight)
-        self.pool = pool_for(settings, on_failure=hooks.worker_failure)
+        self.pool = pool_for(
+            settings,
+            on_failure=hooks.worker_failure,
+            on_ready=lambda info: hooks.worker_ready(info.model, info.model_version),
+        )
         self.registry = (
             SchemaRegistry(settings, on_error=hooks.registry_error)
             if settings.schema_registry_url is not None

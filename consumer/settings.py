@@ -7,14 +7,14 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 from schemas.registry_settings import RegistryWriterSettings
 
 SHUTDOWN_MARGIN_S = 20.0
 """Stopping the autoscaler and the workers and leaving Ray, on top of the bounded steps."""
 
 
-class ConsumerSettings(RegistryWriterSettings, KafkaSettings):
+class ConsumerSettings(RegistryWriterSettings, ProducerSettings):
     """Everything ``molstream consume`` can be told."""
 
     model_config = SettingsConfigDict(

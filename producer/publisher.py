@@ -12,7 +12,7 @@ from typing import Self
 from aiokafka import AIOKafkaProducer
 
 from schemas import MOLECULE_CODEC, Molecule
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 from schemas.registry import SchemaRegistry
 from schemas.registry_settings import RegistryWriterSettings
 from schemas.wire import Encoder
@@ -30,7 +30,7 @@ class Publisher:
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        kafka: ProducerSettings,
         *,
         topic: str,
         rate_per_s: float | None = None,
@@ -61,7 +61,7 @@ class Publisher:
             if self._registry is not None:
                 await self._registry.start()
                 self._encoder = await Encoder.for_topic(MOLECULE_CODEC, self.topic, self._registry)
-            self._producer = await self._kafka.started_producer(linger_ms=5)
+            self._producer = await self._kafka.started_producer()
         except BaseException:
             await self.stop()
             raise

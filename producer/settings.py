@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from schemas.kafka import KafkaSettings
+from schemas.kafka import KafkaSettings, ProducerSettings
 from schemas.registry_settings import RegistrySettings, RegistryWriterSettings
 
 
-class ProduceSettings(RegistryWriterSettings, KafkaSettings):
+class ProduceSettings(RegistryWriterSettings, ProducerSettings):
     """Brokers and registry of ``molstream produce``, and the framing it writes."""
 
     model_config = SettingsConfigDict(

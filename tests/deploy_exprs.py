@@ -1,12 +1,14 @@
 """The PromQL of the deployment: every query of the Grafana dashboard and every alert rule.
 
 Pure functions over the files, shared by the static test of the deployment and by tests that
-evaluate each expression against a real Prometheus.
+evaluate each expression against a real Prometheus. Dashboard queries use Grafana's variables;
+:func:`dashboard_expressions` puts in what Grafana would for "All" jobs and instances.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,23 @@ DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "molstream.json"
 ALERTS = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+TEMPLATE_VALUES = {"job": ".*", "instance": ".*", "__rate_interval": "1m"}
+"""What Grafana puts in place of the dashboard's variables: "All" (``allValue`` ``.*``) for job
+and instance; ``$__rate_interval`` is at least four scrape intervals, a minute here."""
+_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+
+def substitute(query: str) -> str:
+    """A dashboard query as plain PromQL; a variable not in :data:`TEMPLATE_VALUES` raises."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in TEMPLATE_VALUES:
+            raise ValueError(f"unknown dashboard variable ${name} in {query}")
+        return TEMPLATE_VALUES[name]
+
+    return _VARIABLE.sub(value, query)
 
 
 def load_dashboard(path: str | Path = DASHBOARD) -> dict[str, Any]:
@@ -35,8 +54,8 @@ def dashboard_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from dashboard_panels(panel)
 
 
-def dashboard_expressions(path: str | Path = DASHBOARD) -> list[str]:
-    """The ``expr`` of every query target of every panel, in order.
+def dashboard_queries(path: str | Path = DASHBOARD) -> list[str]:
+    """The ``expr`` of every query target of every panel, in order, variables and all.
 
     A target without an expression yields ``""`` so that callers see it rather than skip it.
     """
@@ -45,6 +64,11 @@ def dashboard_expressions(path: str | Path = DASHBOARD) -> list[str]:
         for panel in dashboard_panels(load_dashboard(path))
         for target in panel.get("targets", [])
     ]
+
+
+def dashboard_expressions(path: str | Path = DASHBOARD) -> list[str]:
+    """:func:`dashboard_queries` as plain PromQL (:func:`substitute`), as Prometheus runs them."""
+    return [substitute(query) for query in dashboard_queries(path)]
 
 
 def load_rules(path: str | Path = ALERTS) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import Molecule, Status
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 SMILES = "CC(=O)Oc1ccccc1C(=O)O"
 
@@ -194,7 +194,7 @@ async def _pool_job(
             await asyncio.sleep(0.005)
 
     nodes_task: asyncio.Task[None] | None = None
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    kafka = ProducerSettings(bootstrap_servers=bootstrap)
     try:
         # The service is up before the job: consumer in its group, workers requested (no node
         # can take them yet). Joining a group takes Tansu about 5 s; it is reported apart.

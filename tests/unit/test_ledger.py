@@ -1,0 +1,70 @@
+"""PartitionState and the in-flight ledger (pure: no broker)."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumer.ledger import Ledger
+from consumer.offsets import PartitionState
+
+TP = TopicPartition("molecules", 0)
+
+
+@given(st.permutations(list(range(30))))
+def test_a_partition_commits_only_past_a_fully_done_prefix(order: list[int]) -> None:
+    state = PartitionState()
+    for offset in range(30):
+        state.register(offset, timestamp=float(offset))
+    done: set[int] = set()
+    for offset in order:
+        state.complete(offset)
+        done.add(offset)
+        prefix = next(i for i in range(31) if i not in done)
+        assert state.committable == (prefix if prefix else None)
+        assert state.oldest_pending() == (float(prefix) if prefix < 30 else None)
+        assert len(state.pending) == len(state.timestamps) == 30 - prefix
+
+
+def test_to_commit_is_none_once_committed() -> None:
+    state = PartitionState()
+    state.register(5)
+    state.complete(5)
+    assert state.to_commit() == 6
+    state.committed = 6
+    assert state.to_commit() is None
+
+
+async def test_the_window_fills_and_frees() -> None:
+    seen: list[int] = []
+    ledger = Ledger(max_in_flight=2, on_in_flight=seen.append)
+    ledger.admit(TP, 0, 0.0)
+    ledger.admit(TP, 1, 0.0)
+    assert ledger.full and not ledger.room.is_set()
+    ledger.to_work([TP, TP])
+    assert ledger.working([TP])
+    ledger.done(TP, 0)
+    assert not ledger.full and ledger.room.is_set() and ledger.progress.is_set()
+    ledger.leave(TP)  # abandoned: its offset stays pending
+    assert not ledger.working([TP])
+    assert ledger.state(TP).committable == 1 and list(ledger.state(TP).pending) == [1]
+    assert ledger.completed == 1 and seen == [1, 2, 1, 0]
+
+
+async def test_a_revoke_drops_one_state_object() -> None:
+    ledger = Ledger(max_in_flight=10)
+    ledger.admit(TP, 3, 0.0)
+    ledger.state(TP).committed = 3
+    ledger.state(TP).lag_base = 1
+    ledger.forget([TP])
+    assert ledger.partitions.get(TP) is None
+    ledger.release(1)
+    assert ledger.in_flight == 0
+
+
+async def test_an_offset_that_moves_back_starts_the_partition_afresh() -> None:
+    ledger = Ledger(max_in_flight=10)
+    ledger.admit(TP, 7, 0.0)
+    ledger.admit(TP, 2, 0.0)
+    assert list(ledger.state(TP).pending) == [2]
