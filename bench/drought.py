@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -52,7 +53,7 @@ async def _run(
         cluster.address,
         *("--model", "synthetic", "--max-workers", "2", "--metrics-port", str(port)),
     )
-    log_path = args.out / "drought-consumer.log"
+    log_path = Path(tempfile.mkdtemp(prefix="molstream-drought-")) / "consumer.log"
     samples: list[dict[str, Any]] = []
     async with OutputWatcher(broker.bootstrap_servers) as out:
         with log_path.open("wb") as log:
@@ -101,6 +102,7 @@ async def _run(
         "max_polled_s_ago": max(gaps),
         "done_s": samples[-1]["t_s"],
         "exit_code": code,
+        "log": str(log_path),
         "samples": samples,
     }
 
@@ -146,6 +148,7 @@ def main() -> None:
     with EmbeddedBroker() as broker, LocalCluster() as cluster:
         result = asyncio.run(_run(args, broker, cluster))
     (args.out / "drought.json").write_text(json.dumps(result, indent=2))
+    print(f"the consumer's log: {result['log']}")
     _plot(result, args.out / "drought.png")
     print(
         f"drought {result['drought_s']:g} s (max poll interval {result['max_poll_interval_s']:g}"

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 
-from consumer.errors import BatchFailedError, WorkerLostError
+from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.hooks import Hooks
 from consumer.items import Item, Outcome, offset_ranges
 from consumer.ledger import Ledger
@@ -167,13 +167,7 @@ class Dispatcher:
         structlog.contextvars.bind_contextvars(
             batch_id=str(next(self._batch_ids)), offsets=offset_ranges(items)
         )
-        limit = self._limits.max_smiles_length
-        outcomes = [
-            Outcome(i, ModelResult.invalid(f"SMILES longer than {limit} characters"), None)
-            for i in items
-            if len(i.molecule.smiles) > limit
-        ]
-        to_model = [i for i in items if len(i.molecule.smiles) <= limit]
+        outcomes, to_model = _screen(items, self._limits.max_smiles_length)
         try:
             if to_model:
                 outcomes += await self._infer(job, to_model, Tries(self._limits.max_attempts))
@@ -194,6 +188,13 @@ class Dispatcher:
                 self._hooks.retry()
             try:
                 return await self._try(job, items)
+            except ModelOutputError as exc:
+                # The plugin's bug, not the batch's: trying again or splitting cannot help.
+                log.error(
+                    "model output not accepted: batch failed", size=len(items), error=str(exc)
+                )
+                failed = ModelResult(Status.FAILED, {}, str(exc))
+                return [Outcome(i, failed, None, DeadLetterStage.PREDICT) for i in items]
             except WorkerLostError as exc:
                 error, spent = exc, exc.reason.spends_attempt
             except BatchFailedError as exc:
@@ -258,6 +259,15 @@ class Dispatcher:
         self._throughput.batch_done(len(items), elapsed)
         self._hooks.batch(replica.name, len(items), elapsed)
         return [Outcome(i, r, replica) for i, r in zip(items, results, strict=True)]
+
+
+def _screen(items: list[Item], limit: int) -> tuple[list[Outcome], list[Item]]:
+    """Outcomes of the molecules too long for any model (INVALID_INPUT), and the rest."""
+    too_long = ModelResult.invalid(f"SMILES longer than {limit} characters")
+    return (
+        [Outcome(i, too_long, None) for i in items if len(i.molecule.smiles) > limit],
+        [i for i in items if len(i.molecule.smiles) <= limit],
+    )
 
 
 def log_crash(task: asyncio.Task[None]) -> None:

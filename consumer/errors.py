@@ -30,6 +30,11 @@ class BatchFailedError(MolstreamError):
     """Raised when a batch raised inside the model (the worker itself survived)."""
 
 
+class ModelOutputError(BatchFailedError):
+    """Raised when a model returns, for a molecule, something that is not a result: a bug of
+    the plugin, not of the batch, so the batch fails once, without retries or splits."""
+
+
 class PublishRejectedError(MolstreamError):
     """Raised when the broker refuses records for good (e.g. too large), not for a while."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
-from consumer.errors import BatchFailedError, WorkerLostError
+from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.models import ModelResult
 from consumer.policy import Ewma
 from consumer.reasons import LossReason
@@ -153,6 +153,8 @@ async def call_predict(replica: Replica, smiles: list[str], timeout_s: float) ->
             replica.name, LossReason.TIMEOUT, f"no answer in {timeout_s:g} s"
         ) from None
     except RayTaskError as exc:
+        if isinstance(exc.cause, ModelOutputError):
+            raise ModelOutputError(str(exc.cause)) from exc
         raise BatchFailedError(f"model raised: {exc.cause!r}") from exc
     except RayActorError as exc:
         raise WorkerLostError(replica.name, loss_reason(replica, exc), type(exc).__name__) from exc

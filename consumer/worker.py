@@ -6,7 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from consumer.models import ModelResult, load_model
+from consumer.models import ModelResult, as_result, load_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class ModelWorker:
     """
 
     def __init__(self, model_spec: str, model_options: dict[str, str]) -> None:
+        self._spec = model_spec
         self._model = load_model(model_spec, model_options)
 
     def info(self) -> WorkerInfo:
@@ -43,8 +44,9 @@ class ModelWorker:
         )
 
     def predict(self, smiles: list[str]) -> list[ModelResult]:
-        """One result per SMILES, in order; a wrong count is a model bug and fails the batch."""
-        results = self._model.predict(smiles)
+        """One result per SMILES, in order; a wrong count is a model bug and fails the batch,
+        and so is a result of a type no model may return (once, without retries)."""
+        results: list[object] = list(self._model.predict(smiles))
         if len(results) != len(smiles):
             raise RuntimeError(f"model returned {len(results)} results for {len(smiles)} inputs")
-        return results
+        return [as_result(r, plugin=self._spec) for r in results]

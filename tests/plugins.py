@@ -29,3 +29,36 @@ class KillerModel:
         if HANG_MARKER in smiles:
             time.sleep(3600)
         return [ModelResult(Status.OK, {"length": float(len(s))}) for s in smiles]
+
+
+class DictModel:
+    """Returns a plain mapping of numbers per molecule (an OK result)."""
+
+    name = "dict"
+    version = "1"
+
+    def predict(self, smiles: list[str]) -> list[dict[str, float]]:
+        """``{"length": n}``."""
+        return [{"length": len(s)} for s in smiles]
+
+
+class FloatModel:
+    """Returns one number per molecule (output ``value``)."""
+
+    name = "float"
+    version = "1"
+
+    def predict(self, smiles: list[str]) -> list[float]:
+        """The SMILES length as a float."""
+        return [float(len(s)) for s in smiles]
+
+
+class StringModel:
+    """Returns a string per molecule: not a result."""
+
+    name = "string"
+    version = "1"
+
+    def predict(self, smiles: list[str]) -> list[str]:
+        """What no model may return."""
+        return ["active" for _ in smiles]

@@ -2,17 +2,19 @@
 
 A model is a class constructed once per worker (the expensive load happens in ``__init__``,
 with the ``--model-option`` values as keyword string arguments), with ``name``, ``version``
-and ``predict(smiles) -> list[ModelResult]``, one result per molecule. An invalid molecule is
+and ``predict(smiles) -> list[ModelResult]``, one result per molecule (a mapping of numbers or
+a single number is taken too). An invalid molecule is
 a per-item ``INVALID_INPUT`` result, not an exception; an exception fails the whole batch.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from consumer.errors import ModelLoadError
+from consumer.errors import ModelLoadError, ModelOutputError
 from schemas import Status
 
 BUILTIN_MODELS = {
@@ -35,6 +37,31 @@ class ModelResult:
         return cls(Status.INVALID_INPUT, {}, error)
 
 
+ACCEPTED_RESULTS = "a ModelResult, a mapping of output names to numbers, or a number"
+
+
+def as_result(value: object, *, plugin: str) -> ModelResult:
+    """A model's answer for one molecule as a :class:`ModelResult`: a mapping of numbers is an
+    OK result, a single number the output ``value``. Raises :class:`ModelOutputError`,
+    naming the plugin, for anything else."""
+    if isinstance(value, ModelResult):
+        return value
+    if _is_number(value):
+        return ModelResult(Status.OK, {"value": float(value)})  # type: ignore[arg-type]
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and _is_number(v) for k, v in value.items()
+    ):
+        return ModelResult(Status.OK, {k: float(v) for k, v in value.items()})
+    raise ModelOutputError(
+        f"model {plugin!r} returned {type(value).__name__} ({value!r:.80}) for a molecule; "
+        f"expected {ACCEPTED_RESULTS}"
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @runtime_checkable
 class Model(Protocol):
     """What ``--model`` must name: a class whose instances look like this."""
@@ -43,7 +70,7 @@ class Model(Protocol):
     version: str
 
     def predict(self, smiles: list[str]) -> list[ModelResult]:
-        """One result per input, in order."""
+        """One result per input, in order (see :func:`as_result` for what else is taken)."""
         ...
 
 
