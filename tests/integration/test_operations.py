@@ -338,6 +338,8 @@ async def test_lag_series_follow_the_partitions_a_consumer_holds(
         StreamProcessor(settings, hooks=first),
     ):
         await wait_until(lambda: len(out.ids) >= len(inputs), 120, "every prediction")
+        # The series come with the scaling loop's next lag reading, which may trail the work.
+        await wait_until(lambda: len(lag_partitions(first)) >= 4, 30, "a series per partition")
         everything = lag_partitions(first)
         assert len(everything) >= 2 and {g for _, g in everything} == {"lag-series-test"}
         async with StreamProcessor(settings, hooks=second):
