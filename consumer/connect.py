@@ -24,6 +24,7 @@ def group_consumer(settings: ConsumerSettings) -> AIOKafkaConsumer:
         # Records of aborted transactions upstream are never read (Kafka's default reads them).
         isolation_level="read_committed",
         max_poll_records=settings.max_in_flight,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
         max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),

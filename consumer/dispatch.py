@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Coroutine
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +20,15 @@ from aiokafka import TopicPartition
 
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.hooks import Hooks
-from consumer.items import Item, Outcome, offset_ranges
+from consumer.items import Computed, Item, offset_ranges
 from consumer.ledger import Ledger
-from consumer.models import ModelResult
 from consumer.output import DeadLetter
 from consumer.pool import ReplicaPool
 from consumer.reasons import DeadLetterStage
 from consumer.retry_plan import Step, Tries, halves, plan
 from consumer.sink import Sink
 from consumer.throughput import Throughput
-from schemas import Status
+from consumer.work import OutputSpec, WorkRequest, fail
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +59,8 @@ class DispatchLimits:
     max_attempts: int
     batch_timeout_s: float
     max_smiles_length: int
+    model: str
+    """The ``--model`` named, for predictions no worker made."""
 
 
 class Dispatcher:
@@ -73,9 +75,11 @@ class Dispatcher:
         throughput: Throughput,
         hooks: Hooks,
         limits: DispatchLimits,
+        output_spec: Callable[[int], Awaitable[OutputSpec]],
         clock: Callable[[], float],
     ) -> None:
         self._pool = pool
+        self._output_spec = output_spec
         self._sink = sink
         self._ledger = ledger
         self._throughput = throughput
@@ -90,7 +94,7 @@ class Dispatcher:
         """Start a batch (nothing for None or empty)."""
         if not batch:
             return
-        self._ledger.to_work(item.tp for item in batch)
+        self._ledger.to_work(Counter(item.tp for item in batch))
         job = Job(batch)
         job.task = self.spawn(self._batch_routine(job))
         self._jobs.add(job)
@@ -98,7 +102,7 @@ class Dispatcher:
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Send a dead letter in the background (its record at work until acknowledged)."""
-        self._ledger.to_work([TopicPartition(letter.topic, letter.partition)])
+        self._ledger.to_work({TopicPartition(letter.topic, letter.partition): 1})
         self.spawn(self._sink.dead_letter(letter))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -126,7 +130,7 @@ class Dispatcher:
             assert job.task is not None
             job.task.cancel()
             self._jobs.discard(job)
-            self._ledger.to_work((item.tp for item in job.items), -1)
+            self._ledger.to_work(Counter(item.tp for item in job.items), -1)
             kept = [i for i in job.items if partitions is not None and i.tp not in partitions]
             dropped += len(job.items) - len(kept)
             self._ledger.release(len(job.items) - len(kept))
@@ -167,34 +171,31 @@ class Dispatcher:
         structlog.contextvars.bind_contextvars(
             batch_id=str(next(self._batch_ids)), offsets=offset_ranges(items)
         )
-        outcomes, to_model = _screen(items, self._limits.max_smiles_length)
         try:
-            if to_model:
-                outcomes += await self._infer(job, to_model, Tries(self._limits.max_attempts))
+            computed = await self._infer(job, items, Tries(self._limits.max_attempts))
             job.publishing = True  # from here on a revoke waits for it
-            await self._sink.publish(outcomes)
+            await self._sink.publish(computed)
         except Exception as exc:
-            # The batch's output could not be made or sent (a model result that does not
-            # encode, a record the broker refuses): its inputs become dead letters instead.
+            # The batch's output could not be made or sent (a record the broker refuses, an
+            # output topic that vanished): its inputs become dead letters instead.
             log.exception("batch could not be published; dead-lettering its records")
             letters = [item.letter(DeadLetterStage.PUBLISH, exc) for item in items]
             await asyncio.gather(*(self._sink.dead_letter(letter) for letter in letters))
 
-    async def _infer(self, job: Job, items: list[Item], tries: Tries) -> list[Outcome]:
+    async def _infer(self, job: Job, items: list[Item], tries: Tries) -> list[Computed]:
         """Try ``items`` on replicas as the retry plan says; then split, or fail alone."""
         error: Exception | None = None
         while (step := plan(tries, len(items))) is Step.TRY:
             if error is not None:
                 self._hooks.retry()
             try:
-                return await self._try(job, items)
+                return [await self._try(job, items)]
             except ModelOutputError as exc:
                 # The plugin's bug, not the batch's: trying again or splitting cannot help.
                 log.error(
                     "model output not accepted: batch failed", size=len(items), error=str(exc)
                 )
-                failed = ModelResult(Status.FAILED, {}, str(exc))
-                return [Outcome(i, failed, None, DeadLetterStage.PREDICT) for i in items]
+                return [await self._failed(items, str(exc))]
             except WorkerLostError as exc:
                 error, spent = exc, exc.reason.spends_attempt
             except BatchFailedError as exc:
@@ -209,12 +210,11 @@ class Dispatcher:
                 )
             )
             return parts[0] + parts[1]
-        failed = ModelResult(Status.FAILED, {}, f"{type(error).__name__}: {error}")
-        return [Outcome(items[0], failed, None, error_stage=DeadLetterStage.PREDICT)]
+        return [await self._failed(items, f"{type(error).__name__}: {error}")]
 
     async def _infer_part(
         self, job: Job, items: list[Item], suffix: str, attempts: int
-    ) -> list[Outcome]:
+    ) -> list[Computed]:
         # Runs in its own task (gather): the sub-batch's log context stays its own.
         parent = structlog.contextvars.get_contextvars().get("batch_id", "")
         structlog.contextvars.bind_contextvars(
@@ -222,35 +222,26 @@ class Dispatcher:
         )
         return await self._infer(job, items, Tries(attempts))
 
-    async def _try(self, job: Job, items: list[Item]) -> list[Outcome]:
-        """One try on the next ready replica; raises what the pool raises."""
+    async def _try(self, job: Job, items: list[Item]) -> Computed:
+        """One try on the next ready replica slot; raises what the pool raises."""
+        spec = await self._output_spec(self._limits.max_smiles_length)
         replica = await self._pool.acquire()
         for item in items:
             item.attempts += 1
         started = self._clock()
         job.computing += 1
         try:
-            results = await self._pool.predict(
-                replica, [i.molecule.smiles for i in items], timeout_s=self._limits.batch_timeout_s
+            result = await self._pool.process(
+                replica, request(items, spec), timeout_s=self._limits.batch_timeout_s
             )
         except WorkerLostError as exc:
-            log.warning(
-                "batch lost with its worker",
-                worker=replica.name,
-                node=replica.node_id,
-                size=len(items),
-                reason=exc.reason,
-            )
+            log.warning("batch lost with its worker", worker=replica.name,
+                        node=replica.node_id, size=len(items), reason=exc.reason)  # fmt: skip
             raise
         except BatchFailedError as exc:
             self._pool.release(replica)
-            log.warning(
-                "batch failed",
-                worker=replica.name,
-                node=replica.node_id,
-                size=len(items),
-                error=str(exc),
-            )
+            log.warning("batch failed", worker=replica.name, node=replica.node_id,
+                        size=len(items), error=str(exc))  # fmt: skip
             raise
         finally:
             job.computing -= 1
@@ -258,15 +249,26 @@ class Dispatcher:
         elapsed = self._clock() - started
         self._throughput.batch_done(len(items), elapsed)
         self._hooks.batch(replica.name, len(items), elapsed)
-        return [Outcome(i, r, replica) for i, r in zip(items, results, strict=True)]
+        return Computed(items, result)
+
+    async def _failed(self, items: list[Item], error: str) -> Computed:
+        """FAILED predictions for items no worker could compute, made here (rare)."""
+        spec = await self._output_spec(self._limits.max_smiles_length)
+        return Computed(items, fail(request(items, spec), error, model=self._limits.model), error)
 
 
-def _screen(items: list[Item], limit: int) -> tuple[list[Outcome], list[Item]]:
-    """Outcomes of the molecules too long for any model (INVALID_INPUT), and the rest."""
-    too_long = ModelResult.invalid(f"SMILES longer than {limit} characters")
-    return (
-        [Outcome(i, too_long, None) for i in items if len(i.molecule.smiles) > limit],
-        [i for i in items if len(i.molecule.smiles) <= limit],
+def request(items: list[Item], spec: OutputSpec) -> WorkRequest:
+    """What a worker receives for ``items``: their raw values and provenance."""
+    return WorkRequest(
+        values=[i.value for i in items],
+        headers=[i.headers for i in items],
+        writers=[i.writer for i in items],
+        topics=[i.tp.topic for i in items],
+        partitions=[i.tp.partition for i in items],
+        offsets=[i.offset for i in items],
+        fetched_at=[i.fetched_at for i in items],
+        attempts=max(i.attempts for i in items),
+        spec=spec,
     )
 
 

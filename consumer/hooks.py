@@ -6,7 +6,7 @@ Prometheus, the way dramatiq's Prometheus middleware sits beside its worker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from consumer.reasons import DeadLetterStage, LossReason
@@ -28,6 +28,13 @@ class Hooks:
 
     def consumed(self, count: int) -> None:
         """Records fetched from the input topic."""
+
+    def predicted(self, statuses: Sequence[Status], end_to_end_s: Sequence[float | None]) -> None:
+        """A batch's predictions were acknowledged, each with its time from record
+        timestamp to ack (None without a timestamp). Calls :meth:`prediction` for each:
+        override this one to take a batch at once."""
+        for status, seconds in zip(statuses, end_to_end_s, strict=True):
+            self.prediction(status, seconds)
 
     def prediction(self, status: Status, end_to_end_s: float | None) -> None:
         """A prediction was acknowledged; ``end_to_end_s`` is record timestamp to ack."""

@@ -22,11 +22,12 @@ from aiokafka.errors import KafkaError
 from consumer.batching import Batcher
 from consumer.dispatch import Dispatcher
 from consumer.hooks import Hooks
-from consumer.items import Item, undecodable
+from consumer.items import Item
 from consumer.ledger import Ledger
-from consumer.output import Headers
-from schemas import DecodeError, Molecule
-from schemas.wire import Decoder, SchemaPendingError
+from consumer.reasons import DeadLetterStage
+from schemas import DecodeError
+from schemas.framing import REGISTRY_MAGIC
+from schemas.wire import SchemaPendingError, WriterSchemas
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ class Intake:
         consumer: Callable[[], AIOKafkaConsumer],
         ledger: Ledger,
         dispatcher: Dispatcher,
-        decoder: Decoder[Molecule],
+        writers: WriterSchemas,
         batcher: Batcher[Item],
         hooks: Hooks,
         clock: Callable[[], float],
@@ -54,7 +55,7 @@ class Intake:
         self._consumer = consumer
         self._ledger = ledger
         self._dispatcher = dispatcher
-        self._decoder = decoder
+        self._writers = writers
         self.batcher = batcher
         self._hooks = hooks
         self._clock = clock
@@ -97,10 +98,15 @@ class Intake:
             self._backoff_s = min(5.0, self._backoff_s * 2)
             return
         self._backoff_s = FETCH_BACKOFF_S
-        now = self.last_poll = self._clock()
+        self.last_poll = self._clock()
+        now = time.time()
         for tp, records in fetched.items():
+            # The record's Kafka timestamp dates the lag in seconds; -1: the producer set none.
+            self._ledger.admit(
+                tp, [(r.offset, r.timestamp / 1000 if r.timestamp > 0 else now) for r in records]
+            )
             for record in records:
-                self._take(tp, record, now)
+                self._take(tp, record, now, self.last_poll)
             self._hooks.consumed(len(records))
 
     async def _wait_for_room(self) -> None:
@@ -121,58 +127,50 @@ class Intake:
             await self._poll(0.0, self._ledger.max_in_flight)
         consumer.resume(*consumer.assignment())
 
-    def _take(self, tp: TopicPartition, record: Any, now: float) -> None:
-        # The record's Kafka timestamp dates the lag in seconds; -1 means the producer set none.
-        created_s = record.timestamp / 1000 if record.timestamp > 0 else time.time()
-        self._ledger.admit(tp, record.offset, created_s)
-        headers: Headers = tuple(record.headers or ())
-        try:
-            molecule = self._decoder.decode(record.value, headers)
-        except SchemaPendingError:
-            # Its writer schema is not cached yet: fetched in a task while the loop goes on.
-            self._ledger.to_work([tp])
-            self._dispatcher.spawn(self._take_pending(tp, record, headers, now))
-            return
-        except DecodeError as exc:
-            self._reject(tp, record, headers, exc)
-            return
-        self._admit(tp, record, headers, molecule, now)
-
-    async def _take_pending(
-        self, tp: TopicPartition, record: Any, headers: Headers, now: float
-    ) -> None:
-        """A record waiting for its writer schema (in flight, its offset pending)."""
-        try:
-            molecule = await self._decoder.decode_async(record.value, headers)
-        except DecodeError as exc:
-            self._ledger.to_work([tp], -1)  # the dead letter counts it from now on
-            self._reject(tp, record, headers, exc)
-            return
-        self._ledger.to_work([tp], -1)  # the batch it joins counts it from now on
-        self._admit(tp, record, headers, molecule, now)
-
-    def _admit(
-        self, tp: TopicPartition, record: Any, headers: Headers, molecule: Molecule, now: float
-    ) -> None:
+    def _take(self, tp: TopicPartition, record: Any, now: float, polled: float) -> None:
+        """Batch a record; its value stays bytes (a worker decodes it). A registry-framed
+        one needs its writer schema first: looked up here, fetched in a task if not cached."""
         item = Item(
             tp=tp,
             offset=record.offset,
             timestamp_ms=record.timestamp,
             key=record.key,
             value=record.value,
-            headers=headers,
-            molecule=molecule,
+            headers=tuple(record.headers) if record.headers else (),
+            writer=None,
             fetched_at=now,
         )
-        self._dispatcher.dispatch(self.batcher.add(item, now))
+        value = record.value
+        if item.headers or (value and value[0] == REGISTRY_MAGIC):
+            try:
+                item.writer = self._writers.writer(item.value, item.headers)
+            except SchemaPendingError:
+                self._ledger.to_work({tp: 1})
+                self._dispatcher.spawn(self._take_pending(item))
+                return
+            except DecodeError as exc:
+                self._reject(item, exc)
+                return
+        self._dispatcher.dispatch(self.batcher.add(item, polled))
 
-    def _reject(self, tp: TopicPartition, record: Any, headers: Headers, exc: DecodeError) -> None:
+    async def _take_pending(self, item: Item) -> None:
+        """A record waiting for its writer schema (in flight, its offset pending)."""
+        try:
+            item.writer = await self._writers.fetch(item.value, item.headers)
+        except DecodeError as exc:
+            self._ledger.to_work({item.tp: 1}, -1)  # the dead letter counts it from now on
+            self._reject(item, exc)
+            return
+        self._ledger.to_work({item.tp: 1}, -1)  # the batch it joins counts it from now on
+        self._dispatcher.dispatch(self.batcher.add(item, self._clock()))
+
+    def _reject(self, item: Item, exc: DecodeError) -> None:
         log.warning(
             "undecodable record",
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=record.offset,
+            topic=item.tp.topic,
+            partition=item.tp.partition,
+            offset=item.offset,
             reason=exc.reason,
             error=str(exc),
         )
-        self._dispatcher.dead_letter(undecodable(tp, record, headers, exc))
+        self._dispatcher.dead_letter(item.letter(DeadLetterStage.DECODE, exc))

@@ -1,31 +1,33 @@
-"""What travels through the pipeline: a fetched molecule, its outcome, its dead letter."""
+"""What travels through the pipeline: a fetched record, what its batch became, its dead letter."""
 
 from __future__ import annotations
 
+import itertools
+import operator
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka import TopicPartition
 
-from consumer.models import ModelResult
 from consumer.output import DeadLetter, Headers
 from consumer.reasons import DeadLetterStage
-from consumer.replica import Replica
-from schemas import DecodeError, Molecule
+from consumer.work import WorkResult
+from schemas.wire import Writer
 
 
 @dataclass(slots=True)
 class Item:
-    """One fetched, decoded molecule on its way through the pipeline."""
+    """One fetched record on its way through the pipeline, its value still raw bytes."""
 
     tp: TopicPartition
     offset: int
     timestamp_ms: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: Headers
-    molecule: Molecule
+    writer: Writer | None
+    """The writer schema of a registry-framed value (the worker decodes with it)."""
     fetched_at: float
+    """Wall clock, seconds: the prediction's latency counts from it."""
     attempts: int = 0
 
     def letter(self, stage: DeadLetterStage, error: BaseException | str) -> DeadLetter:
@@ -44,35 +46,22 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one item: its model result and the replica that computed it."""
+class Computed:
+    """Some items of a batch and what they became (``result`` has their indices)."""
 
-    item: Item
-    result: ModelResult
-    replica: Replica | None
-    error_stage: DeadLetterStage | None = None
-
-
-def undecodable(tp: TopicPartition, record: Any, headers: Headers, exc: DecodeError) -> DeadLetter:
-    """The dead letter of a record that does not decode."""
-    return DeadLetter(
-        topic=tp.topic,
-        partition=tp.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        headers=headers,
-        stage=DeadLetterStage.DECODE,
-        error=exc,
-        attempts=0,
-    )
+    items: list[Item]
+    result: WorkResult
+    failed: str | None = None
+    """Why no worker computed them, when none did: their predictions are FAILED and their
+    records dead-lettered too."""
 
 
 def offset_ranges(items: list[Item]) -> dict[str, str]:
-    """``{"topic-partition": "first-last"}`` of a batch, for logs."""
-    spans: dict[str, tuple[int, int]] = {}
-    for item in items:
-        key = f"{item.tp.topic}-{item.tp.partition}"
-        low, high = spans.get(key, (item.offset, item.offset))
-        spans[key] = (min(low, item.offset), max(high, item.offset))
-    return {k: f"{lo}-{hi}" for k, (lo, hi) in spans.items()}
+    """``{"topic-partition": "first-last"}`` of a batch, for logs (per run of a partition:
+    a batch holds few)."""
+    spans: dict[TopicPartition, tuple[int, int]] = {}
+    for tp, run in itertools.groupby(items, key=operator.attrgetter("tp")):
+        offsets = [i.offset for i in run]
+        low, high = spans.get(tp, (offsets[0], offsets[0]))
+        spans[tp] = (min(low, *offsets), max(high, *offsets))
+    return {f"{tp.topic}-{tp.partition}": f"{lo}-{hi}" for tp, (lo, hi) in spans.items()}

@@ -9,7 +9,8 @@ pauses fetching, so memory stays flat at any lag. Per partition, a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
 from aiokafka import TopicPartition
@@ -42,9 +43,14 @@ class Ledger:
         """Whether the in-flight window is full (fetching pauses)."""
         return self.in_flight >= self.max_in_flight
 
-    def admit(self, tp: TopicPartition, offset: int, created_s: float) -> None:
-        """A fetched record (made at ``created_s``, wall clock) enters: its offset is
-        pending until done."""
+    def admit(self, tp: TopicPartition, records: Sequence[tuple[int, float]]) -> None:
+        """Fetched records of a partition (offset, made at: wall clock) enter: their offsets
+        are pending until done."""
+        for offset, created_s in records:
+            self._register(tp, offset, created_s)
+        self._set(self.in_flight + len(records))
+
+    def _register(self, tp: TopicPartition, offset: int, created_s: float) -> None:
         state = self.partitions.state(tp)
         try:
             state.register(offset, created_s)
@@ -59,30 +65,35 @@ class Ledger:
             )
             self.partitions.forget(tp)
             self.partitions.register(tp, offset, created_s)
-        self._set(self.in_flight + 1)
 
     def state(self, tp: TopicPartition) -> PartitionState:
         """The state of a partition (created on first use)."""
         return self.partitions.state(tp)
 
-    def to_work(self, tps: Iterable[TopicPartition], delta: int = 1) -> None:
-        """Records of ``tps`` are handed to a task (``delta`` 1) or taken back from one (-1)."""
-        for tp in tps:
-            self.partitions.state(tp).working += delta
+    def to_work(self, counts: Mapping[TopicPartition, int], sign: int = 1) -> None:
+        """``counts`` records per partition are handed to a task (``sign`` 1) or taken back
+        from one (-1)."""
+        for tp, count in counts.items():
+            self.partitions.state(tp).working += sign * count
 
-    def done(self, tp: TopicPartition, offset: int) -> None:
-        """A record's output is acknowledged: its offset may be committed."""
-        self.partitions.done(tp, offset)
-        self.completed += 1
-        self.leave(tp)
+    def done(self, records: Iterable[tuple[TopicPartition, int]]) -> None:
+        """Records' outputs are acknowledged (one batch's, say): their offsets may be
+        committed."""
+        left: Counter[TopicPartition] = Counter()
+        for tp, offset in records:
+            self.partitions.done(tp, offset)
+            left[tp] += 1
+        self.completed += left.total()
+        self.leave(left)
 
-    def leave(self, tp: TopicPartition) -> None:
-        """A record at work leaves the pipeline. Without :meth:`done` its offset stays
-        pending, so the partition's commits stop before it: loud (lag grows), not lost."""
-        state = self.partitions.get(tp)
-        if state is not None:
-            state.working -= 1
-        self.release(1)
+    def leave(self, counts: Mapping[TopicPartition, int]) -> None:
+        """Records at work leave the pipeline. Without :meth:`done` their offsets stay
+        pending, so the partition's commits stop before them: loud (lag grows), not lost."""
+        for tp, count in counts.items():
+            state = self.partitions.get(tp)
+            if state is not None:
+                state.working -= count
+        self.release(sum(counts.values()))
 
     def release(self, count: int) -> None:
         """``count`` records not at work leave (withdrawn, or dropped with a revoke): they

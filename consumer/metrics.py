@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import collections
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (
@@ -16,6 +17,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from consumer.histogram import BatchHistogram
 from consumer.hooks import Hooks, PartitionLag
 from consumer.reasons import DeadLetterStage, LossReason
 from schemas import Status
@@ -121,7 +123,7 @@ class PrometheusHooks(Hooks):
             buckets=_LATENCY_BUCKETS_S,
             registry=r,
         )
-        self.end_to_end_seconds = Histogram(
+        self.end_to_end_seconds = BatchHistogram(
             "molstream_end_to_end_seconds",
             "Record timestamp to prediction acknowledged.",
             buckets=_END_TO_END_BUCKETS_S,
@@ -147,10 +149,10 @@ class PrometheusHooks(Hooks):
     def consumed(self, count: int) -> None:
         self.consumed_total.inc(count)
 
-    def prediction(self, status: Status, end_to_end_s: float | None) -> None:
-        self.predictions_total.labels(status.value).inc()
-        if end_to_end_s is not None:
-            self.end_to_end_seconds.observe(max(0.0, end_to_end_s))
+    def predicted(self, statuses: Sequence[Status], end_to_end_s: Sequence[float | None]) -> None:
+        for status, count in collections.Counter(statuses).items():
+            self.predictions_total.labels(status.value).inc(count)
+        self.end_to_end_seconds.observe_many(max(0.0, s) for s in end_to_end_s if s is not None)
 
     def dead_letter(self, stage: DeadLetterStage) -> None:
         self.dead_letters_total.labels(stage).inc()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +14,8 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from consumer.errors import PublishRejectedError
 from consumer.lifecycle import Lifecycle
 from consumer.reasons import DeadLetterStage
-from schemas import PREDICTION_CODEC, Prediction
-from schemas.headers import carried_headers
+from consumer.work import OutputSpec, Produced
+from schemas import PREDICTION_CODEC
 from schemas.kafka import ProducerSettings
 from schemas.registry import SchemaRegistry
 from schemas.wire import Encoder
@@ -119,24 +119,82 @@ class Output(Lifecycle):
             except TimeoutError:
                 log.warning("producer did not flush in time")
 
-    async def predictions(
-        self, predictions: Sequence[Prediction], headers: Sequence[Headers] | None = None
+    async def spec(self, max_smiles_length: int) -> OutputSpec:
+        """How workers must write predictions now: the output topic's partitions (read once
+        from the producer's metadata, which aiokafka keeps fresh) and the framing."""
+        producer = self._started()
+        partitions = producer.client.cluster.partitions_for_topic(self._output_topic)
+        if not partitions:
+            partitions = await asyncio.wait_for(
+                producer.partitions_for(self._output_topic), self._kafka.broker_timeout_s
+            )
+        return OutputSpec(tuple(sorted(partitions)), self._encoder.schema_id, max_smiles_length)
+
+    async def predictions(self, produced: Mapping[int, Sequence[Produced]]) -> None:
+        """Produce encoded predictions, one record batch per output partition (aiokafka's
+        batch API: no per-record future or call); returns when every one is acknowledged.
+        A batch that fails for a while is sent again; refusals for good are raised."""
+        pending = {p: list(records) for p, records in produced.items() if records}
+        rejected: list[tuple[Message, Exception]] = []
+        backoff = 0.1
+        while pending:
+            failed: dict[int, list[Produced]] = {}
+            sent = []
+            for partition, records in pending.items():
+                for chunk, builder in self._record_batches(records):
+                    try:
+                        fut = await asyncio.wait_for(
+                            self._started().send_batch(
+                                builder, self._output_topic, partition=partition
+                            ),
+                            self._kafka.broker_timeout_s,
+                        )
+                    except (KafkaError, TimeoutError) as exc:
+                        self._sort_failure(exc, partition, chunk, failed, rejected)
+                        continue
+                    sent.append((partition, chunk, fut))
+            for partition, chunk, fut in sent:
+                try:
+                    await fut
+                except KafkaError as exc:
+                    self._sort_failure(exc, partition, chunk, failed, rejected)
+            pending = failed
+            if pending:
+                await asyncio.sleep(backoff)
+                backoff = min(self._backoff_max_s, backoff * 2)
+        if rejected:
+            raise PublishRejectedError(rejected)
+
+    def _record_batches(self, records: list[Produced]) -> Iterator[tuple[list[Produced], Any]]:
+        """``records`` in aiokafka record batches, each as full as the batch size allows."""
+        producer = self._started()
+        builder, start = producer.create_batch(), 0
+        for i, (key, value, headers) in enumerate(records):
+            if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                yield records[start:i], builder
+                builder, start = producer.create_batch(), i
+                builder.append(timestamp=None, key=key, value=value, headers=headers)
+        yield records[start:], builder
+
+    def _sort_failure(
+        self,
+        exc: BaseException,
+        partition: int,
+        chunk: list[Produced],
+        failed: dict[int, list[Produced]],
+        rejected: list[tuple[Message, Exception]],
     ) -> None:
-        """Send predictions keyed by molecule id, each with the headers of its input that
-        travel on (``headers[i]`` for ``predictions[i]``: trace context, correlation ids);
-        returns when every one is acknowledged."""
-        inputs = headers if headers is not None else [()] * len(predictions)
-        await self._send_all(
-            [
-                (
-                    self._output_topic,
-                    p.id.encode(),
-                    self._encoder.encode(p),
-                    carried_headers(h) or None,
-                )
-                for p, h in zip(predictions, inputs, strict=True)
-            ]
-        )
+        if _transient(exc):
+            failed.setdefault(partition, []).extend(chunk)
+            self._report(exc)
+        else:
+            assert isinstance(exc, Exception)
+            rejected.extend(((self._output_topic, k, v, h), exc) for k, v, h in chunk)
+
+    def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("output is not started")
+        return self._producer
 
     async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Send dead letters byte for byte plus error headers; returns when acknowledged.
@@ -162,9 +220,7 @@ class Output(Lifecycle):
         rejected: list[tuple[Message, Exception]] = []
         backoff = 0.1
         while messages:
-            producer = self._producer
-            if producer is None:
-                raise RuntimeError("output is not started")
+            producer = self._started()
             futures = []
             failed = []
             try:

@@ -19,9 +19,8 @@ from consumer.rebalance import RebalanceListener
 from consumer.settings import ConsumerSettings
 from consumer.sink import Sink
 from consumer.throughput import Throughput
-from schemas import MOLECULE_CODEC
 from schemas.registry import SchemaRegistry
-from schemas.wire import Decoder
+from schemas.wire import WriterSchemas
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,21 +80,22 @@ class Pipeline:
 
 def _data_path(w: Wiring) -> tuple[Dispatcher, Intake]:
     s = w.settings
-    sink = Sink(output=w.output, ledger=w.ledger, hooks=w.hooks, model=s.model, clock=w.clock)
+    sink = Sink(output=w.output, ledger=w.ledger, hooks=w.hooks)
     dispatcher = Dispatcher(
         pool=w.pool,
         sink=sink,
         ledger=w.ledger,
         throughput=w.throughput,
         hooks=w.hooks,
-        limits=DispatchLimits(s.max_attempts, s.batch_timeout_s, s.max_smiles_length),
+        limits=DispatchLimits(s.max_attempts, s.batch_timeout_s, s.max_smiles_length, s.model),
+        output_spec=w.output.spec,
         clock=w.clock,
     )
     intake = Intake(
         consumer=w.consumer,
         ledger=w.ledger,
         dispatcher=dispatcher,
-        decoder=Decoder(MOLECULE_CODEC, w.registry),
+        writers=WriterSchemas(w.registry),
         batcher=Batcher(batch_size=s.batch_size, batch_wait_s=s.batch_wait_s),
         hooks=w.hooks,
         clock=w.clock,

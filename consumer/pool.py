@@ -1,9 +1,10 @@
 """The pool of replicas: Ray actors holding the model, that join as Ray places them.
 
-States: deploying → ready ⇄ busy → (dead | draining → stopped). Ready replicas wait in an
-``asyncio.Queue``; a batch takes the first ready one, so work starts on the first replica Ray
-places and spreads to each one that arrives later. The pool keeps ``target`` replicas alive:
-a lost one is replaced in the background, where capacity exists.
+States: deploying → ready ⇄ busy → (dead | draining → stopped). A replica has ``slots``
+(``--worker-concurrency``): batches it computes at once. Free slots wait in an
+``asyncio.Queue``, one entry each; a batch takes the first free one, so work starts on the
+first replica Ray places and spreads to each one that arrives later. The pool keeps
+``target`` replicas alive: a lost one is replaced in the background, where capacity exists.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ray.exceptions import RayError
 
 from consumer.errors import WorkerLostError
 from consumer.lifecycle import Lifecycle
-from consumer.models import ModelResult
 from consumer.reasons import LossReason
 from consumer.replica import (
     GONE,
@@ -29,10 +29,11 @@ from consumer.replica import (
     Replica,
     ReplicaState,
     await_ref,
-    call_predict,
+    call_process,
     kill,
 )
 from consumer.settings import ConsumerSettings
+from consumer.work import WorkRequest, WorkResult
 from consumer.worker import WorkerInfo
 
 log = structlog.get_logger(__name__)
@@ -50,12 +51,13 @@ class ReplicaPool(Lifecycle):
         model_options: dict[str, str],
         actor_options: ActorOptions,
         target: int,
+        concurrency: int = 1,
         on_failure: Callable[[LossReason], None] = lambda reason: None,
         on_ready: Callable[[WorkerInfo], None] = lambda info: None,
         deploy_retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._spec = ActorSpec(model, model_options, actor_options)
+        self._spec = ActorSpec(model, model_options, actor_options, concurrency)
         self._target = target
         self._on_failure = on_failure
         self._on_ready = on_ready
@@ -114,36 +116,37 @@ class ReplicaPool(Lifecycle):
         return self._lifetimes.worker_seconds(self._workers)
 
     async def acquire(self) -> Replica:
-        """Wait for a ready worker and mark it busy."""
+        """Wait for a free slot of a ready or busy replica and take it."""
         while True:
             worker = await self._ready.get()
-            if worker.state is ReplicaState.READY:
+            # An entry of a replica gone or draining since is stale: skip it.
+            if worker.state in (ReplicaState.READY, ReplicaState.BUSY):
+                worker.busy += 1
                 worker.state = ReplicaState.BUSY
                 return worker
 
     def release(self, worker: Replica) -> None:
-        """Give a worker back after a batch; a draining or surplus one is stopped instead."""
+        """Give a slot back after a batch; a draining or surplus replica stops once idle."""
+        if worker.state in GONE:
+            return
+        worker.busy -= 1
+        if worker.state is ReplicaState.BUSY and self._alive() > self._target:
+            worker.state = ReplicaState.DRAINING
         if worker.state is ReplicaState.DRAINING:
-            self._end(worker, ReplicaState.STOPPED)
+            if worker.busy == 0:
+                self._end(worker, ReplicaState.STOPPED)
             return
-        if worker.state is not ReplicaState.BUSY:
-            return
-        if self._alive() > self._target:
-            self._end(worker, ReplicaState.STOPPED)
-            return
-        worker.state = ReplicaState.READY
+        if worker.busy == 0:
+            worker.state = ReplicaState.READY
         self._ready.put_nowait(worker)
 
-    async def predict(
-        self, replica: Replica, smiles: list[str], *, timeout_s: float
-    ) -> list[ModelResult]:
-        """Run one batch on a busy replica. The caller releases it afterwards.
-
-        Raises :class:`WorkerLostError` (the replica is gone, and already replaced) or
-        :class:`~consumer.errors.BatchFailedError` (the model raised; the replica is fine).
-        """
+    async def process(
+        self, replica: Replica, request: WorkRequest, *, timeout_s: float
+    ) -> WorkResult:
+        """Run one batch on a slot of ``replica`` (released by the caller); raises what
+        :func:`~consumer.replica.call_process` raises, a lost replica already replaced."""
         try:
-            return await call_predict(replica, smiles, timeout_s)
+            return await call_process(replica, request, timeout_s)
         except WorkerLostError as exc:
             self.lose(replica, exc.reason)
             raise
@@ -223,7 +226,8 @@ class ReplicaPool(Lifecycle):
         log.info("worker ready", worker=worker.name, node=info.node_id, pid=info.pid,
                  after_s=round(after_s, 3))  # fmt: skip
         self._on_ready(info)
-        self._ready.put_nowait(worker)
+        for _ in range(worker.slots):
+            self._ready.put_nowait(worker)
 
     def _end(self, worker: Replica, state: ReplicaState) -> None:
         if worker.state in GONE:
@@ -253,6 +257,7 @@ def pool_for(
             resources=settings.worker_resources,
         ),
         target=settings.min_workers,
+        concurrency=settings.worker_concurrency,
         on_failure=on_failure,
         on_ready=on_ready,
     )

@@ -74,7 +74,9 @@ class StreamProcessor(Lifecycle):
             on_error=hooks.broker_error,
             registry=self.registry if settings.writes_registry_framing else None,
         )
-        self.throughput = Throughput(completed=lambda: self.ledger.completed, clock=clock)
+        self.throughput = Throughput(
+            completed=lambda: self.ledger.completed, clock=clock, slots=settings.worker_concurrency
+        )
         self.ray_watchdog = RayWatchdog(timeout_s=settings.ray_timeout_s)
         self.consumer = group_consumer(settings)
         self.pipeline = Pipeline.build(

@@ -17,9 +17,9 @@ from typing import Any
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
-from consumer.models import ModelResult
 from consumer.policy import Ewma
 from consumer.reasons import LossReason
+from consumer.work import WorkRequest, WorkResult
 from consumer.worker import WorkerInfo
 
 
@@ -44,6 +44,10 @@ class Replica:
     name: str
     handle: Any
     created_at: float
+    slots: int = 1
+    """Batches it computes at once (``--worker-concurrency``)."""
+    busy: int = 0
+    """Slots computing a batch now."""
     state: ReplicaState = ReplicaState.DEPLOYING
     info: WorkerInfo | None = None
     ready_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -77,6 +81,8 @@ class ActorSpec:
     model: str
     model_options: dict[str, str]
     actor_options: ActorOptions
+    concurrency: int = 1
+    """Batches one actor computes at once (Ray's ``max_concurrency``: threads)."""
 
     def spawn(self, name: str, now: float) -> Replica:
         """Ask Ray for one actor (placed whenever capacity exists); never restarted by Ray:
@@ -92,10 +98,10 @@ class ActorSpec:
             resources=opts.resources or None,
             max_restarts=0,
             max_task_retries=0,
+            max_concurrency=self.concurrency,
         )
-        return Replica(
-            name=name, handle=actor_cls.remote(self.model, self.model_options), created_at=now
-        )
+        handle = actor_cls.remote(name, self.model, self.model_options)
+        return Replica(name=name, handle=handle, created_at=now, slots=self.concurrency)
 
 
 class Lifetimes:
@@ -139,15 +145,15 @@ async def await_ref(ref: Any) -> Any:
     return await ref
 
 
-async def call_predict(replica: Replica, smiles: list[str], timeout_s: float) -> list[ModelResult]:
+async def call_process(replica: Replica, request: WorkRequest, timeout_s: float) -> WorkResult:
     """One batch on a replica, Ray's failures told apart.
 
     Raises :class:`WorkerLostError` (the replica is gone or hung: the caller drops it) or
     :class:`BatchFailedError` (the model raised; the replica is fine).
     """
-    ref = replica.handle.predict.remote(smiles)
+    ref = replica.handle.process.remote(request)
     try:
-        results: list[ModelResult] = await asyncio.wait_for(await_ref(ref), timeout_s)
+        result: WorkResult = await asyncio.wait_for(await_ref(ref), timeout_s)
     except TimeoutError:
         raise WorkerLostError(
             replica.name, LossReason.TIMEOUT, f"no answer in {timeout_s:g} s"
@@ -162,7 +168,7 @@ async def call_predict(replica: Replica, smiles: list[str], timeout_s: float) ->
         raise WorkerLostError(
             replica.name, LossReason.RAY_ERROR, f"{type(exc).__name__}: {exc}"
         ) from exc
-    return results
+    return result
 
 
 def loss_reason(replica: Replica, exc: RayActorError) -> LossReason:

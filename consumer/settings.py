@@ -12,6 +12,8 @@ from schemas.registry_settings import RegistryWriterSettings
 
 SHUTDOWN_MARGIN_S = 20.0
 """Stopping the autoscaler and the workers and leaving Ray, on top of the bounded steps."""
+FETCH_WAIT_MIN_MS = 5.0
+FETCH_WAIT_MAX_MS = 500.0
 
 
 class ConsumerSettings(RegistryWriterSettings, ProducerSettings):
@@ -46,11 +48,24 @@ class ConsumerSettings(RegistryWriterSettings, ProducerSettings):
         default_factory=dict,
         description='Custom Ray resources per worker as JSON, e.g. {"spot": 1}.',
     )
+    worker_concurrency: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Batches one worker computes at once (Ray max_concurrency, in threads): "
+        "for models that wait on a GPU or I/O or release the GIL.",
+    )
     min_workers: int = Field(1, ge=0, description="Smallest pool size.")
     max_workers: int = Field(4, ge=1, description="Largest pool size.")
     batch_size: int = Field(64, ge=1, description="Molecules per micro-batch.")
     batch_wait_ms: float = Field(
         50.0, ge=0, description="Longest wait to fill a micro-batch before sending it partial."
+    )
+    fetch_max_wait_ms: float | None = Field(
+        None,
+        ge=0,
+        description="Longest the broker holds a fetch waiting for records; at most the "
+        "batch wait (default: the batch wait, within 5-500 ms).",
     )
     max_in_flight: int = Field(
         2048, ge=1, description="Molecules fetched and not yet committed; fetching pauses at it."
@@ -147,6 +162,13 @@ class ConsumerSettings(RegistryWriterSettings, ProducerSettings):
             raise ValueError(
                 f"--max-in-flight {self.max_in_flight} is below --batch-size {self.batch_size}"
             )
+        # A fetch the broker holds longer than the batch wait delays every partial batch by
+        # the difference: the latency floor is the batch wait, not the fetch wait.
+        if self.fetch_max_wait_ms is not None and self.fetch_max_wait_ms > self.batch_wait_ms:
+            raise ValueError(
+                f"--fetch-max-wait-ms {self.fetch_max_wait_ms:g} exceeds --batch-wait-ms "
+                f"{self.batch_wait_ms:g}: records would wait in the broker past their batch"
+            )
         if len({self.input_topic, self.output_topic, self.dlq_topic}) != 3:
             raise ValueError("input, output and dead-letter topics must all differ")
         self._check_group_timing()
@@ -178,6 +200,14 @@ class ConsumerSettings(RegistryWriterSettings, ProducerSettings):
         (each bounded by ``broker_timeout_s``), plus leaving Ray. A supervisor's grace period
         (Kubernetes' terminationGracePeriodSeconds) should cover it."""
         return self.shutdown_timeout_s + 3 * self.broker_timeout_s + SHUTDOWN_MARGIN_S
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        """The fetch wait the consumer uses: as set, else the batch wait within 5-500 ms
+        (aiokafka's default is 500; below 5 an idle consumer would spin on empty fetches)."""
+        if self.fetch_max_wait_ms is not None:
+            return int(self.fetch_max_wait_ms)
+        return int(min(FETCH_WAIT_MAX_MS, max(FETCH_WAIT_MIN_MS, self.batch_wait_ms)))
 
     @property
     def batch_wait_s(self) -> float:

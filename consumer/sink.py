@@ -1,4 +1,4 @@
-"""The sink: outcomes become predictions and dead letters, acknowledged, then marked done.
+"""The sink: computed batches are produced with their dead letters, acknowledged, then done.
 
 A record is done only when everything it produced is acknowledged by the broker; a dead letter
 that even the broker refuses leaves its offset pending (the lag grows, alerts fire) rather
@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 import structlog
 from aiokafka import TopicPartition
 
 from consumer.hooks import Hooks
-from consumer.items import Outcome
+from consumer.items import Computed
 from consumer.ledger import Ledger
 from consumer.output import DeadLetter, Output
-from schemas import Prediction
+from consumer.reasons import DeadLetterStage
+from consumer.work import Produced
+from schemas import Status
 
 log = structlog.get_logger(__name__)
 
 
 class Sink:
-    """Publishes outcomes through an :class:`~consumer.output.Output` and marks them done."""
+    """Publishes computed batches through an :class:`~consumer.output.Output`; marks them
+    done."""
 
     def __init__(
         self,
@@ -33,34 +34,32 @@ class Sink:
         output: Output,
         ledger: Ledger,
         hooks: Hooks,
-        model: str,
-        clock: Callable[[], float],
     ) -> None:
         self._output = output
         self._ledger = ledger
         self._hooks = hooks
-        self._model = model
-        self._clock = clock
 
-    async def publish(self, outcomes: list[Outcome]) -> None:
-        """Send one prediction per outcome (and the dead letters of failed ones); returns
-        when all are acknowledged, their records done."""
-        now = datetime.now(UTC)
-        predictions = [self._prediction(o, now) for o in outcomes]
-        letters = [
-            o.item.letter(o.error_stage, o.result.error or "")
-            for o in outcomes
-            if o.error_stage is not None
-        ]
-        await asyncio.gather(
-            self._output.predictions(predictions, [o.item.headers for o in outcomes]),
-            self._output.dead_letters(letters),
-        )
-        acked_ms = time.time() * 1000
-        for outcome, prediction in zip(outcomes, predictions, strict=True):
-            ts = outcome.item.timestamp_ms
-            self._hooks.prediction(prediction.status, (acked_ms - ts) / 1000 if ts > 0 else None)
-            self._ledger.done(outcome.item.tp, outcome.item.offset)
+    async def publish(self, computed: list[Computed]) -> None:
+        """Produce a batch's predictions (one record batch per output partition) and its dead
+        letters; returns when all are acknowledged, the batch's records done together."""
+        produced: dict[int, list[Produced]] = {}
+        letters: list[DeadLetter] = []
+        for part in computed:
+            for partition, records in part.result.produced.items():
+                produced.setdefault(partition, []).extend(records)
+            letters += _letters(part)
+        await asyncio.gather(self._output.predictions(produced), self._output.dead_letters(letters))
+        acked_s = time.time()
+        statuses: list[Status] = []
+        ages_s: list[float | None] = []
+        for part in computed:
+            for item, status in zip(part.items, part.result.statuses, strict=True):
+                if status is not None:
+                    statuses.append(status)
+                    ts = item.timestamp_ms
+                    ages_s.append(acked_s - ts / 1000 if ts > 0 else None)
+        self._hooks.predicted(statuses, ages_s)
+        self._ledger.done((i.tp, i.offset) for part in computed for i in part.items)
         for letter in letters:
             self._hooks.dead_letter(letter.stage)
 
@@ -76,27 +75,21 @@ class Sink:
                 partition=letter.partition,
                 offset=letter.offset,
             )
-            self._ledger.leave(tp)
+            self._ledger.leave({tp: 1})
             return
         self._hooks.dead_letter(letter.stage)
-        self._ledger.done(tp, letter.offset)
+        self._ledger.done([(tp, letter.offset)])
 
-    def _prediction(self, outcome: Outcome, now: datetime) -> Prediction:
-        item, result, replica = outcome.item, outcome.result, outcome.replica
-        info = replica.info if replica else None
-        return Prediction(
-            id=item.molecule.id,
-            smiles=item.molecule.smiles,
-            status=result.status,
-            outputs=result.outputs,
-            error=result.error,
-            model=info.model if info else self._model,
-            model_version=info.model_version if info else "",
-            worker=replica.name if replica else "",
-            attempts=item.attempts,
-            source_topic=item.tp.topic,
-            source_partition=item.tp.partition,
-            source_offset=item.offset,
-            produced_at=now,
-            latency_ms=(self._clock() - item.fetched_at) * 1000,
-        )
+
+def _letters(part: Computed) -> list[DeadLetter]:
+    """The dead letters of a computed part: the values that did not decode and, when no
+    worker computed it, every other record too (beside its FAILED prediction)."""
+    rejected = part.result.rejected
+    letters = [part.items[i].letter(DeadLetterStage.DECODE, exc) for i, exc in rejected.items()]
+    if part.failed is not None:
+        letters += [
+            item.letter(DeadLetterStage.PREDICT, part.failed)
+            for i, item in enumerate(part.items)
+            if i not in rejected
+        ]
+    return letters

@@ -14,8 +14,11 @@ from consumer.policy import Ewma
 class Throughput:
     """Rates of the pipeline; ``completed`` reads the ledger's running count."""
 
-    def __init__(self, *, completed: Callable[[], int], clock: Callable[[], float]) -> None:
+    def __init__(
+        self, *, completed: Callable[[], int], clock: Callable[[], float], slots: int = 1
+    ) -> None:
         self._completed = completed
+        self._slots = slots
         self._clock = clock
         self._per_replica = Ewma()
         self._completion = Ewma(alpha=0.3)
@@ -27,8 +30,10 @@ class Throughput:
             self._per_replica.update(size / elapsed_s)
 
     def rate_per_replica(self) -> float | None:
-        """Smoothed molecules/s of one replica while it computes (None before a batch)."""
-        return self._per_replica.value
+        """Smoothed molecules/s of one replica while it computes (None before a batch): a
+        slot's rate times the slots, which run in parallel (what concurrency is for)."""
+        rate = self._per_replica.value
+        return None if rate is None else rate * self._slots
 
     def completed_per_s(self) -> float:
         """Smoothed records completed per second since the previous call."""

@@ -1,4 +1,4 @@
-"""The worker: a Ray actor that holds one model in memory and predicts batches of SMILES."""
+"""The worker: a Ray actor that holds one model in memory and does a batch's per-record work."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 import socket
 from dataclasses import dataclass
 
-from consumer.models import ModelResult, as_result, load_model
+from consumer.models import load_model
+from consumer.work import WorkRequest, WorkResult, compute
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +22,15 @@ class WorkerInfo:
 
 
 class ModelWorker:
-    """Loads the model once at construction; ``predict`` is called many times.
+    """Loads the model once at construction; ``process`` is called many times (by up to
+    ``--worker-concurrency`` threads at once).
 
     Wrapped with ``ray.remote`` by the pool, so this module imports no Ray at module level and
     the class stays testable in one process.
     """
 
-    def __init__(self, model_spec: str, model_options: dict[str, str]) -> None:
+    def __init__(self, name: str, model_spec: str, model_options: dict[str, str]) -> None:
+        self._name = name
         self._spec = model_spec
         self._model = load_model(model_spec, model_options)
 
@@ -43,10 +46,7 @@ class ModelWorker:
             model_version=self._model.version,
         )
 
-    def predict(self, smiles: list[str]) -> list[ModelResult]:
-        """One result per SMILES, in order; a wrong count is a model bug and fails the batch,
-        and so is a result of a type no model may return (once, without retries)."""
-        results: list[object] = list(self._model.predict(smiles))
-        if len(results) != len(smiles):
-            raise RuntimeError(f"model returned {len(results)} results for {len(smiles)} inputs")
-        return [as_result(r, plugin=self._spec) for r in results]
+    def process(self, request: WorkRequest) -> WorkResult:
+        """Decode, predict and encode one batch (see :func:`consumer.work.compute`); a wrong
+        count of results or a result of a type no model may return fails the batch."""
+        return compute(request, self._model, plugin=self._spec, worker=self._name)

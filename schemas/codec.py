@@ -80,6 +80,11 @@ class Codec(Generic[R]):
         return self._fingerprint
 
     @property
+    def schema(self) -> dict[str, Any]:
+        """The parsed schema this codec writes (for encoders that batch their own calls)."""
+        return self._schema
+
+    @property
     def name(self) -> str:
         """Full name of the record schema, e.g. ``molstream.Molecule``."""
         return str(self._schema["name"])

@@ -3,7 +3,7 @@ encoding in the framing a command writes (see :mod:`schemas.framing`)."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from schemas.codec import Codec
 from schemas.errors import NoRegistryError
@@ -32,13 +32,59 @@ class SchemaPendingError(Exception):
         self.ref = ref
 
 
+Writer = tuple[str, dict[str, Any]]
+"""A registry writer schema: where it came from (for messages) and its parsed form."""
+
+
+class WriterSchemas:
+    """The writer schemas that registry-framed values name, from the registry's cache; without
+    a registry, registry-framed values are a clear decode error."""
+
+    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+        self._registry = registry
+        # One tuple per schema: a batch pickles it once however many records share it.
+        self._known: dict[SchemaRef, Writer] = {}
+
+    def writer(self, value: bytes | None, headers: Headers = ()) -> Writer | None:
+        """The writer of a registry-framed value, None for single-object encoding (no I/O);
+        raises a :class:`schemas.DecodeError`, or :class:`SchemaPendingError` when the
+        schema must be fetched first."""
+        framed = frame_of(value, headers)
+        return None if isinstance(framed, SingleObject) else self.of(framed.ref)
+
+    async def fetch(self, value: bytes | None, headers: Headers = ()) -> Writer | None:
+        """:meth:`writer`, fetching the schema first if it is not cached (waiting while the
+        registry is away); raises a :class:`schemas.DecodeError`."""
+        headers = list(headers)
+        try:
+            return self.writer(value, headers)
+        except SchemaPendingError as pending:
+            assert self._registry is not None  # only a registry leaves a schema pending
+            await self._registry.writer_schema(pending.ref)
+        return self.writer(value, headers)
+
+    def of(self, ref: SchemaRef) -> Writer:
+        """The writer schema ``ref`` names (see :meth:`writer`)."""
+        known = self._known.get(ref)
+        if known is not None:
+            return known
+        source = describe_ref(ref)
+        if self._registry is None:
+            raise NoRegistryError(f"Schema Registry framing ({source}): set --schema-registry-url")
+        schema = self._registry.cached(ref)
+        if schema is None:
+            raise SchemaPendingError(ref)
+        self._known[ref] = (source, schema)
+        return self._known[ref]
+
+
 class Decoder(Generic[R]):
     """Decodes values in single-object encoding or Schema Registry framing into the codec's
-    current record; without a registry, registry-framed values are a clear decode error."""
+    current record (see :class:`WriterSchemas` for the registry's part)."""
 
     def __init__(self, codec: Codec[R], registry: SchemaRegistry | None = None) -> None:
         self._codec = codec
-        self._registry = registry
+        self._writers = WriterSchemas(registry)
 
     def decode(self, value: bytes | None, headers: Headers = ()) -> R:
         """Decode with what is known now (no I/O); raises a :class:`schemas.DecodeError`,
@@ -46,23 +92,14 @@ class Decoder(Generic[R]):
         framed = frame_of(value, headers)
         if isinstance(framed, SingleObject):
             return self._codec.decode_single_object(framed)
-        source = describe_ref(framed.ref)
-        if self._registry is None:
-            raise NoRegistryError(f"Schema Registry framing ({source}): set --schema-registry-url")
-        writer = self._registry.cached(framed.ref)
-        if writer is None:
-            raise SchemaPendingError(framed.ref)
-        return self._codec.decode_body(framed.body, writer, source=source)
+        source, schema = self._writers.of(framed.ref)
+        return self._codec.decode_body(framed.body, schema, source=source)
 
     async def decode_async(self, value: bytes | None, headers: Headers = ()) -> R:
         """Decode, fetching the writer schema first if it is not cached (waiting while the
         registry is away); raises a :class:`schemas.DecodeError`."""
         headers = list(headers)
-        try:
-            return self.decode(value, headers)
-        except SchemaPendingError as pending:
-            assert self._registry is not None  # only a registry leaves a schema pending
-            await self._registry.writer_schema(pending.ref)
+        await self._writers.fetch(value, headers)
         return self.decode(value, headers)
 
 

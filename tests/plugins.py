@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from consumer.models import ModelResult
@@ -62,3 +63,28 @@ class StringModel:
     def predict(self, smiles: list[str]) -> list[str]:
         """What no model may return."""
         return ["active" for _ in smiles]
+
+
+class OverlapModel:
+    """Sleeps ``batch_s`` per batch and reports, per molecule, the most batches its worker
+    process was computing at once (``--worker-concurrency`` runs them in threads)."""
+
+    name = "overlap"
+    version = "1"
+
+    def __init__(self, batch_s: str = "0.3") -> None:
+        self.batch_s = float(batch_s)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._peak = 0
+
+    def predict(self, smiles: list[str]) -> list[dict[str, float]]:
+        """``{"concurrent": peak so far}`` for each molecule."""
+        with self._lock:
+            self._running += 1
+            self._peak = max(self._peak, self._running)
+        time.sleep(self.batch_s)
+        with self._lock:
+            self._running -= 1
+            peak = self._peak
+        return [{"concurrent": float(peak)} for _ in smiles]

@@ -132,3 +132,23 @@ async def test_one_slow_gcs_answer_is_not_a_loss() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize(
+    ("values", "fetch_wait_ms"),
+    [
+        ({}, 50),  # the batch wait
+        ({"batch_wait_ms": 2000}, 500),  # never longer than aiokafka's default
+        ({"batch_wait_ms": 0}, 5),  # an idle consumer must not spin on empty fetches
+        ({"batch_wait_ms": 80, "fetch_max_wait_ms": 20}, 20),
+    ],
+)
+def test_the_fetch_wait_follows_the_batch_wait(
+    values: dict[str, float], fetch_wait_ms: int
+) -> None:
+    assert _settings(**values).fetch_wait_ms == fetch_wait_ms
+
+
+def test_a_fetch_wait_longer_than_the_batch_wait_is_refused() -> None:
+    with pytest.raises(ValidationError, match="--fetch-max-wait-ms 100 exceeds --batch-wait-ms 50"):
+        _settings(fetch_max_wait_ms=100)

@@ -1,0 +1,181 @@
+"""A batch's per-record work, done where it scales out: on the worker (pure, no I/O).
+
+The consumer only moves bytes. It sends a batch's raw values and what provenance needs
+(:class:`WorkRequest`); the worker decodes the molecules, runs the model and encodes the
+predictions, keyed and grouped by output partition, ready to produce (:class:`WorkResult`).
+No per-molecule Python object travels back, so the consumer unpickles one result per batch.
+A value that does not decode comes back as its index and error: the consumer dead-letters
+the original record byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import fastavro
+from aiokafka.partitioner import murmur2
+
+from consumer.models.base import Model, ModelResult, as_result
+from schemas import MOLECULE_CODEC, PREDICTION_CODEC, DecodeError, Molecule, Status
+from schemas.errors import UnknownSchemaError
+from schemas.framing import SingleObject, frame_of, registry_framed, single_object
+from schemas.headers import carried_headers
+from schemas.wire import Writer
+
+Headers = Sequence[tuple[str, bytes]]
+Produced = tuple[bytes, bytes, list[tuple[str, bytes]] | None]
+"""key, value, headers of one output record."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """How predictions are written: the output topic's partitions, the framing, the limits."""
+
+    partitions: tuple[int, ...]
+    """The output topic's partitions, sorted (keys are spread over them as Kafka's default
+    partitioner does: murmur2 of the key)."""
+    schema_id: int | None
+    """Registry id of the prediction schema, or None for single-object encoding."""
+    max_smiles_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkRequest:
+    """One batch as the worker receives it: per record, parallel lists."""
+
+    values: list[bytes | None]
+    headers: list[Headers]
+    writers: list[Writer | None]
+    """The writer schema of each registry-framed value (fetched by the consumer)."""
+    topics: list[str]
+    partitions: list[int]
+    offsets: list[int]
+    fetched_at: list[float]
+    """When each record was fetched (wall clock, seconds)."""
+    attempts: int
+    spec: OutputSpec
+
+
+@dataclass(frozen=True, slots=True)
+class WorkResult:
+    """What a batch became: output records by partition, a status per record."""
+
+    produced: dict[int, list[Produced]]
+    statuses: list[Status | None]
+    """Per record of the request: its prediction's status, None where it did not decode."""
+    rejected: dict[int, DecodeError]
+    """Index → why the value does not decode (dead-lettered, no prediction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Maker:
+    """Who made the predictions: model, version, worker (empty when none computed them)."""
+
+    model: str
+    model_version: str
+    worker: str
+
+
+def compute(request: WorkRequest, model: Model, *, plugin: str, worker: str) -> WorkResult:
+    """The worker's whole job for one batch: decode, screen, predict, encode.
+
+    Raises what the model raises (the batch fails), ``RuntimeError`` for a wrong count of
+    results and :class:`~consumer.errors.ModelOutputError` for a result no model may return.
+    """
+    molecules, rejected = decode_all(request)
+    limit = request.spec.max_smiles_length
+    too_long = ModelResult.invalid(f"SMILES longer than {limit} characters")
+    to_model = [i for i, m in molecules.items() if len(m.smiles) <= limit]
+    answers: list[object] = (
+        list(model.predict([molecules[i].smiles for i in to_model])) if to_model else []
+    )
+    if len(answers) != len(to_model):
+        raise RuntimeError(f"model returned {len(answers)} results for {len(to_model)} inputs")
+    results = dict.fromkeys(molecules, too_long)
+    results.update((i, as_result(a, plugin=plugin)) for i, a in zip(to_model, answers, strict=True))
+    maker = Maker(model.name, model.version, worker)
+    return encode_all(request, molecules, rejected, results, maker)
+
+
+def fail(request: WorkRequest, error: str, *, model: str) -> WorkResult:
+    """FAILED predictions for a batch no worker could compute (made by the consumer)."""
+    molecules, rejected = decode_all(request)
+    failed = ModelResult(Status.FAILED, {}, error)
+    results = dict.fromkeys(molecules, failed)
+    return encode_all(request, molecules, rejected, results, Maker(model, "", ""))
+
+
+def decode_all(request: WorkRequest) -> tuple[dict[int, Molecule], dict[int, DecodeError]]:
+    """The molecules that decode, by index, and why the others do not."""
+    molecules: dict[int, Molecule] = {}
+    rejected: dict[int, DecodeError] = {}
+    for i, (value, headers, writer) in enumerate(
+        zip(request.values, request.headers, request.writers, strict=True)
+    ):
+        try:
+            molecules[i] = _decode(value, headers, writer)
+        except DecodeError as exc:
+            rejected[i] = exc
+    return molecules, rejected
+
+
+def _decode(value: bytes | None, headers: Headers, writer: Writer | None) -> Molecule:
+    framed = frame_of(value, headers)
+    if isinstance(framed, SingleObject):
+        return MOLECULE_CODEC.decode_single_object(framed)
+    if writer is None:  # the consumer fetches every registry writer first: a bug if not
+        raise UnknownSchemaError("registry-framed value sent without its writer schema")
+    source, schema = writer
+    return MOLECULE_CODEC.decode_body(framed.body, schema, source=source)
+
+
+def encode_all(
+    request: WorkRequest,
+    molecules: dict[int, Molecule],
+    rejected: dict[int, DecodeError],
+    results: dict[int, ModelResult],
+    maker: Maker,
+) -> WorkResult:
+    """Each decoded molecule's prediction, encoded and placed on its output partition."""
+    spec = request.spec
+    schema = PREDICTION_CODEC.schema
+    frame = _framer(spec.schema_id)
+    now = time.time()
+    produced: dict[int, list[Produced]] = {}
+    statuses: list[Status | None] = [None] * len(request.values)
+    for i, molecule in molecules.items():
+        result = results[i]
+        statuses[i] = result.status
+        datum = {
+            "id": molecule.id,
+            "smiles": molecule.smiles,
+            "status": result.status.value,
+            "outputs": result.outputs,
+            "error": result.error,
+            "model": maker.model,
+            "model_version": maker.model_version,
+            "worker": maker.worker,
+            "attempts": request.attempts,
+            "source_topic": request.topics[i],
+            "source_partition": request.partitions[i],
+            "source_offset": request.offsets[i],
+            "produced_at": int(now * 1000),
+            "latency_ms": (now - request.fetched_at[i]) * 1000,
+        }
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, schema, datum)
+        key = molecule.id.encode()
+        headers = carried_headers(request.headers[i]) if request.headers[i] else None
+        partition = spec.partitions[(murmur2(key) & 0x7FFFFFFF) % len(spec.partitions)]
+        produced.setdefault(partition, []).append((key, frame(buf.getvalue()), headers or None))
+    return WorkResult(produced, statuses, rejected)
+
+
+def _framer(schema_id: int | None) -> Callable[[bytes], bytes]:
+    if schema_id is None:
+        fingerprint = PREDICTION_CODEC.fingerprint
+        return lambda body: single_object(fingerprint, body)
+    return lambda body: registry_framed(schema_id, body)
