@@ -2,9 +2,10 @@
 
 Every ``interval_s``: lag per partition (end offsets minus committed), the measured rate per
 worker and start-up time go into :func:`consumer.policy.decide`; the pool is resized to its
-answer and Ray's autoscaler is told the bundles wanted (``request_resources``) so Spot nodes
-are provisioned and released. Nodes that Ray marks DRAINING (a preemption notice) stop getting
-batches. Metrics are reported through the hooks.
+answer and Ray's autoscaler is told the bundles wanted so Spot nodes are provisioned and
+released: as this consumer's share of the cluster's one request (:mod:`consumer.capacity`),
+which other consumers on the cluster add to. Nodes that Ray marks DRAINING (a preemption
+notice) stop getting batches. Metrics are reported through the hooks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Self
 
 import structlog
 
+from consumer.capacity import CapacityClient, new_consumer_id, share_ttl_s
 from consumer.hooks import Hooks
 from consumer.lifecycle import Lifecycle
 from consumer.policy import PolicyConfig, PolicyState, ScalingContext, decide
@@ -28,7 +30,7 @@ log = structlog.get_logger(__name__)
 LagReader = Callable[[], Awaitable[dict[tuple[str, int], int]]]
 
 WITHDRAW_TIMEOUT_S = 5.0
-"""Longest wait to withdraw the capacity request on stop."""
+"""Longest wait to withdraw this consumer's share of the capacity request on stop."""
 
 
 def draining_node_ids(gcs_address: str, timeout_s: float = 5.0) -> set[str]:
@@ -38,13 +40,6 @@ def draining_node_ids(gcs_address: str, timeout_s: float = 5.0) -> set[str]:
     status = get_cluster_status(gcs_address, timeout=int(max(1, timeout_s)))
     nodes = [*status.active_nodes, *status.idle_nodes]
     return {n.node_id for n in nodes if n.node_status == "DRAINING" and n.node_id}
-
-
-def request_bundles(bundle: dict[str, float], count: int) -> None:
-    """Tell Ray's autoscaler how many worker bundles we want (blocking)."""
-    from ray.autoscaler.sdk import request_resources
-
-    request_resources(bundles=[dict(bundle) for _ in range(count)])
 
 
 class Autoscaler(Lifecycle):
@@ -60,7 +55,7 @@ class Autoscaler(Lifecycle):
         hooks: Hooks,
         interval_s: float,
         gcs_address: Callable[[], str | None],
-        bundle: dict[str, float],
+        capacity: CapacityClient,
         clock: Callable[[], float],
     ) -> None:
         self._pool = pool
@@ -70,10 +65,9 @@ class Autoscaler(Lifecycle):
         self._hooks = hooks
         self._interval_s = interval_s
         self._gcs_address = gcs_address
-        self._bundle = bundle
+        self._capacity = capacity
         self._clock = clock
         self.state = PolicyState(desired=pool.target)
-        self._requested: int | None = None
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -103,32 +97,33 @@ class Autoscaler(Lifecycle):
             hooks=hooks,
             interval_s=settings.autoscale_interval_s,
             gcs_address=gcs_address_of_current_ray,
-            bundle=pool.bundle,
+            capacity=CapacityClient(
+                new_consumer_id(settings.group_id),
+                pool.bundle,
+                ttl_s=share_ttl_s(settings.autoscale_interval_s),
+            ),
             clock=clock,
         )
 
     async def start(self) -> None:
         """Start the loop (the first decision is taken at once)."""
         if self._task is None:
+            await self._capacity.start()
             self._task = asyncio.create_task(self._scale_routine(), name="autoscale")
 
     async def stop(self) -> None:
-        """Stop the loop and withdraw the capacity request (Ray keeps it until told);
-        safe twice."""
+        """Stop the loop and withdraw this consumer's share of the capacity request (Ray
+        keeps it until told; the other consumers' shares stay); safe twice."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if self._requested:
-                try:
-                    # Bounded: with the GCS gone the request would wait for Ray's own abort.
-                    await asyncio.wait_for(
-                        asyncio.to_thread(request_bundles, self._bundle, 0), WITHDRAW_TIMEOUT_S
-                    )
-                except Exception as exc:  # Ray may be gone already; nothing left to release
-                    log.warning("could not withdraw the capacity request", error=str(exc))
-                self._requested = None
+            try:
+                # Bounded: with the GCS gone the withdrawal would wait for Ray's own abort.
+                await asyncio.wait_for(self._capacity.stop(), WITHDRAW_TIMEOUT_S)
+            except Exception as exc:  # Ray may be gone already; nothing left to release
+                log.warning("could not withdraw the capacity request", error=_described(exc))
 
     async def _scale_routine(self) -> None:
         while True:
@@ -137,11 +132,14 @@ class Autoscaler(Lifecycle):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad tick (broker or GCS away) must not stop scaling
-                log.warning("autoscale tick failed", error=f"{type(exc).__name__}: {exc}")
+                log.warning("autoscale tick failed", error=_described(exc))
+            # Every tick, failed or not: a share not refreshed within its TTL is dropped, and
+            # a restarted capacity actor learns it again.
+            await self._request_capacity(self.state.desired)
             await asyncio.sleep(self._interval_s)
 
     async def tick(self) -> None:
-        """Observe, decide, act; once."""
+        """Observe, decide, resize the pool; once (the capacity request follows each tick)."""
         lags = await self._read_lag()
         ctx = ScalingContext(
             now=self._clock(),
@@ -161,16 +159,15 @@ class Autoscaler(Lifecycle):
                 rate_per_worker=ctx.rate_per_worker,
             )
         self._pool.resize(self.state.desired)
-        await self._request_capacity(self.state.desired)
         await self._drain_preempted()
         counts = {state.value: n for state, n in self._pool.counts().items()}
         self._hooks.pool_state(counts, self.state.desired, self._pool.worker_seconds())
 
     async def _request_capacity(self, desired: int) -> None:
-        if desired == self._requested:
-            return
-        await asyncio.to_thread(request_bundles, self._bundle, desired)
-        self._requested = desired
+        try:
+            await self._capacity.request(desired)
+        except Exception as exc:  # the actor restarting or the GCS away: sent again next tick
+            log.warning("capacity request failed", desired=desired, error=_described(exc))
 
     async def _drain_preempted(self) -> None:
         address = self._gcs_address()
@@ -179,6 +176,11 @@ class Autoscaler(Lifecycle):
         draining = await asyncio.to_thread(draining_node_ids, address)
         if draining:
             self._pool.drain_nodes(draining)
+
+
+def _described(exc: BaseException) -> str:
+    # A timeout's message is empty: the type says what happened.
+    return f"{type(exc).__name__}: {exc}"
 
 
 def gcs_address_of_current_ray() -> str | None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import fastavro
-from aiokafka.partitioner import murmur2
+from confluent_kafka import murmur2
 
 from consumer.models.base import Model, ModelResult, as_result
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, DecodeError, Molecule, Status
@@ -36,7 +36,7 @@ class OutputSpec:
 
     partitions: tuple[int, ...]
     """The output topic's partitions, sorted (keys are spread over them as Kafka's default
-    partitioner does: murmur2 of the key)."""
+    partitioner does: murmur2 of the key, librdkafka's C version)."""
     schema_id: int | None
     """Registry id of the prediction schema, or None for single-object encoding."""
     max_smiles_length: int
@@ -169,7 +169,7 @@ def encode_all(
         fastavro.schemaless_writer(buf, schema, datum)
         key = molecule.id.encode()
         headers = carried_headers(request.headers[i]) if request.headers[i] else None
-        partition = spec.partitions[(murmur2(key) & 0x7FFFFFFF) % len(spec.partitions)]
+        partition = spec.partitions[murmur2(key, len(spec.partitions))]
         produced.setdefault(partition, []).append((key, frame(buf.getvalue()), headers or None))
     return WorkResult(produced, statuses, rejected)
 

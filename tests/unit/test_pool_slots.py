@@ -1,0 +1,94 @@
+"""Unit tests of the pool's slots (``--worker-concurrency``): a replica takes K batches at once,
+stops only when its last slot is back (replicas are faked; the Ray side is integration-tested)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from consumer.pool import ReplicaPool
+from consumer.replica import ActorOptions, ActorSpec, Replica, ReplicaState
+from consumer.worker import WorkerInfo
+
+
+class _Remote:
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def remote(self) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(self._value)
+        return future
+
+
+class _Handle:
+    def __init__(self, name: str) -> None:
+        self.info = _Remote(WorkerInfo("node-1", "host", 1, "synthetic", "1"))
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> ReplicaPool:
+    def spawn(self: ActorSpec, name: str, now: float) -> Replica:
+        return Replica(name=name, handle=_Handle(name), created_at=now, slots=self.concurrency)
+
+    monkeypatch.setattr(ActorSpec, "spawn", spawn)
+    monkeypatch.setattr("consumer.pool.kill", lambda replica: None)
+    return ReplicaPool(
+        model="synthetic", model_options={}, actor_options=ActorOptions(), target=1, concurrency=3
+    )
+
+
+def _state(replica: Replica) -> ReplicaState:
+    return replica.state  # read afresh (mypy would narrow the attribute)
+
+
+async def _ready(pool: ReplicaPool) -> Replica:
+    await pool.start()
+    for _ in range(100):
+        if pool.counts()[ReplicaState.READY]:
+            break
+        await asyncio.sleep(0)
+    (replica,) = pool.workers()
+    return replica
+
+
+async def test_a_replica_takes_as_many_batches_as_it_has_slots(pool: ReplicaPool) -> None:
+    replica = await _ready(pool)
+    taken = [await pool.acquire() for _ in range(3)]
+    assert taken == [replica] * 3 and replica.busy == 3 and replica.state is ReplicaState.BUSY
+    fourth = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0.01)
+    assert not fourth.done(), "no fourth slot"
+    pool.release(replica)
+    assert await asyncio.wait_for(fourth, 1) is replica
+    for _ in range(3):
+        pool.release(replica)
+    assert replica.busy == 0 and _state(replica) is ReplicaState.READY
+
+
+async def test_a_surplus_or_draining_replica_stops_when_its_last_slot_is_back(
+    pool: ReplicaPool,
+) -> None:
+    replica = await _ready(pool)
+    await pool.acquire()
+    await pool.acquire()
+    pool.resize(0)
+    assert replica.state is ReplicaState.BUSY, "busy replicas are not stopped mid-batch"
+    pool.release(replica)
+    assert _state(replica) is ReplicaState.DRAINING, "no new batch for a surplus replica"
+    pool.release(replica)
+    assert _state(replica) is ReplicaState.STOPPED and pool.workers() == []
+
+
+async def test_a_preempted_nodes_busy_replica_takes_no_new_batch(pool: ReplicaPool) -> None:
+    replica = await _ready(pool)
+    await pool.acquire()
+    pool.drain_nodes(["node-1"])
+    assert replica.state is ReplicaState.DRAINING
+    other = await asyncio.wait_for(pool.acquire(), 1)
+    assert other is not replica, "its free slots are not handed out; a replacement's are"
+    pool.release(replica)
+    assert _state(replica) is ReplicaState.STOPPED
+    await pool.stop()
