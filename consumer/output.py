@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from consumer.errors import PublishRejectedError
 from consumer.lifecycle import Lifecycle
+from consumer.outbox import Outbox
 from consumer.reasons import DeadLetterStage
 from consumer.work import OutputSpec, Produced
 from schemas import PREDICTION_CODEC
@@ -98,6 +99,7 @@ class Output(Lifecycle):
         self._on_error = on_error
         self._backoff_max_s = retry_backoff_max_s
         self._producer: AIOKafkaProducer | None = None
+        self._outbox = Outbox(self._send_partition)
 
     async def start(self) -> None:
         """Register the prediction schema (when writing registry framing), then connect
@@ -112,6 +114,7 @@ class Output(Lifecycle):
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect; safe twice."""
+        await self._outbox.stop()  # drained batches have their acks; nothing else waits
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -131,35 +134,33 @@ class Output(Lifecycle):
         return OutputSpec(tuple(sorted(partitions)), self._encoder.schema_id, max_smiles_length)
 
     async def predictions(self, produced: Mapping[int, Sequence[Produced]]) -> None:
-        """Produce encoded predictions, one record batch per output partition (aiokafka's
-        batch API: no per-record future or call); returns when every one is acknowledged.
-        A batch that fails for a while is sent again; refusals for good are raised."""
-        pending = {p: list(records) for p, records in produced.items() if records}
-        rejected: list[tuple[Message, Exception]] = []
+        """Produce encoded predictions; returns when every one is acknowledged. They leave
+        with those of concurrent batches, one record batch per output partition at a time
+        (:class:`~consumer.outbox.Outbox`); refusals for good are raised."""
+        await self._outbox.put(produced)
+
+    async def _send_partition(self, partition: int, records: list[Produced]) -> None:
+        """Send records to one output partition with aiokafka's batch API (no per-record
+        call or future) and await the acks; what fails for a while is sent again with
+        backoff, what is refused for good is raised at the end (the very record objects)."""
+        rejected: list[tuple[Produced, Exception]] = []
         backoff = 0.1
-        while pending:
-            failed: dict[int, list[Produced]] = {}
+        while records:
+            failed: list[Produced] = []
             sent = []
-            for partition, records in pending.items():
-                for chunk, builder in self._record_batches(records):
-                    try:
-                        fut = await asyncio.wait_for(
-                            self._started().send_batch(
-                                builder, self._output_topic, partition=partition
-                            ),
-                            self._kafka.broker_timeout_s,
-                        )
-                    except (KafkaError, TimeoutError) as exc:
-                        self._sort_failure(exc, partition, chunk, failed, rejected)
-                        continue
-                    sent.append((partition, chunk, fut))
-            for partition, chunk, fut in sent:
+            for chunk, builder in self._record_batches(records):
+                send = self._started().send_batch(builder, self._output_topic, partition=partition)
+                try:
+                    sent.append((chunk, await asyncio.wait_for(send, self._kafka.broker_timeout_s)))
+                except (KafkaError, TimeoutError) as exc:
+                    self._sort_failure(exc, chunk, failed, rejected)
+            for chunk, fut in sent:
                 try:
                     await fut
                 except KafkaError as exc:
-                    self._sort_failure(exc, partition, chunk, failed, rejected)
-            pending = failed
-            if pending:
+                    self._sort_failure(exc, chunk, failed, rejected)
+            records = failed
+            if records:
                 await asyncio.sleep(backoff)
                 backoff = min(self._backoff_max_s, backoff * 2)
         if rejected:
@@ -179,17 +180,16 @@ class Output(Lifecycle):
     def _sort_failure(
         self,
         exc: BaseException,
-        partition: int,
         chunk: list[Produced],
-        failed: dict[int, list[Produced]],
-        rejected: list[tuple[Message, Exception]],
+        failed: list[Produced],
+        rejected: list[tuple[Produced, Exception]],
     ) -> None:
         if _transient(exc):
-            failed.setdefault(partition, []).extend(chunk)
+            failed.extend(chunk)
             self._report(exc)
         else:
             assert isinstance(exc, Exception)
-            rejected.extend(((self._output_topic, k, v, h), exc) for k, v, h in chunk)
+            rejected.extend((record, exc) for record in chunk)
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
