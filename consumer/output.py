@@ -149,9 +149,13 @@ class Output(Lifecycle):
             failed: list[Produced] = []
             sent = []
             for chunk, builder in self._record_batches(records):
-                send = self._started().send_batch(builder, self._output_topic, partition=partition)
+                producer = self._started()
                 try:
-                    sent.append((chunk, await asyncio.wait_for(send, self._kafka.broker_timeout_s)))
+                    async with asyncio.timeout(self._kafka.broker_timeout_s):
+                        fut = await producer.send_batch(
+                            builder, self._output_topic, partition=partition
+                        )
+                    sent.append((chunk, fut))
                 except (KafkaError, TimeoutError) as exc:
                     self._sort_failure(exc, chunk, failed, rejected)
             for chunk, fut in sent:

@@ -19,7 +19,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTa
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.policy import Ewma
 from consumer.reasons import LossReason
-from consumer.work import WorkRequest, WorkResult
+from consumer.work import WorkRequest, WorkResult, pack
 from consumer.worker import WorkerInfo
 
 
@@ -141,7 +141,7 @@ def kill(replica: Replica) -> None:
 
 
 async def await_ref(ref: Any) -> Any:
-    """Await a Ray object ref (a coroutine, so that ``wait_for`` can bound it)."""
+    """Await a Ray object ref (as a coroutine, typed)."""
     return await ref
 
 
@@ -151,17 +151,19 @@ async def call_process(replica: Replica, request: WorkRequest, timeout_s: float)
     Raises :class:`WorkerLostError` (the replica is gone or hung: the caller drops it) or
     :class:`BatchFailedError` (the model raised; the replica is fine).
     """
-    ref = replica.handle.process.remote(request)
+    ref = replica.handle.process.remote(pack(request))
     try:
-        result: WorkResult = await asyncio.wait_for(await_ref(ref), timeout_s)
+        # asyncio.timeout, not wait_for: no extra task per batch.
+        async with asyncio.timeout(timeout_s):
+            result: WorkResult = await ref
+    except RayTaskError as exc:  # first: a model's own TimeoutError arrives as one too
+        if isinstance(exc.cause, ModelOutputError):
+            raise ModelOutputError(str(exc.cause)) from exc
+        raise BatchFailedError(f"model raised: {exc.cause!r}") from exc
     except TimeoutError:
         raise WorkerLostError(
             replica.name, LossReason.TIMEOUT, f"no answer in {timeout_s:g} s"
         ) from None
-    except RayTaskError as exc:
-        if isinstance(exc.cause, ModelOutputError):
-            raise ModelOutputError(str(exc.cause)) from exc
-        raise BatchFailedError(f"model raised: {exc.cause!r}") from exc
     except RayActorError as exc:
         raise WorkerLostError(replica.name, loss_reason(replica, exc), type(exc).__name__) from exc
     except RayError as exc:

@@ -11,6 +11,7 @@ the original record byte for byte.
 from __future__ import annotations
 
 import io
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,11 @@ Produced = tuple[bytes, bytes, list[tuple[str, bytes]] | None]
 """key, value, headers of one output record."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not slotted: a slotted dataclass pickles through a Python ``__getstate__``, and these cross
+# to a worker and back once per batch.
+
+
+@dataclass(frozen=True)
 class OutputSpec:
     """How predictions are written: the output topic's partitions, the framing, the limits."""
 
@@ -42,7 +47,7 @@ class OutputSpec:
     max_smiles_length: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WorkRequest:
     """One batch as the worker receives it: per record, parallel lists."""
 
@@ -59,7 +64,7 @@ class WorkRequest:
     spec: OutputSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WorkResult:
     """What a batch became: output records by partition, a status per record."""
 
@@ -77,6 +82,20 @@ class Maker:
     model: str
     model_version: str
     worker: str
+
+
+def pack(request: WorkRequest) -> bytes:
+    """A request as the bytes a worker receives: pickled here with the C pickler, since
+    Ray's own (cloudpickle) calls back into Python for every container in it."""
+    return pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(payload: bytes) -> WorkRequest:
+    """The request :func:`pack` made."""
+    request = pickle.loads(payload)
+    if not isinstance(request, WorkRequest):
+        raise TypeError(f"expected a WorkRequest, got {type(request).__name__}")
+    return request
 
 
 def compute(request: WorkRequest, model: Model, *, plugin: str, worker: str) -> WorkResult:

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from consumer.models import load_model
-from consumer.work import WorkRequest, WorkResult, compute
+from consumer.work import WorkResult, compute, unpack
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,8 @@ class ModelWorker:
             model_version=self._model.version,
         )
 
-    def process(self, request: WorkRequest) -> WorkResult:
-        """Decode, predict and encode one batch (see :func:`consumer.work.compute`); a wrong
-        count of results or a result of a type no model may return fails the batch."""
-        return compute(request, self._model, plugin=self._spec, worker=self._name)
+    def process(self, payload: bytes) -> WorkResult:
+        """Decode, predict and encode one batch (a packed :class:`~consumer.work.WorkRequest`;
+        see :func:`consumer.work.compute`); a wrong count of results or a result of a type no
+        model may return fails the batch."""
+        return compute(unpack(payload), self._model, plugin=self._spec, worker=self._name)
