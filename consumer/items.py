@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 from consumer.output import DeadLetter, Headers
 from consumer.reasons import DeadLetterStage
 from consumer.work import WorkResult
-from schemas.wire import Writer
+from schemas.framing import Writer
 
 
 @dataclass(slots=True)

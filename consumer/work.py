@@ -22,9 +22,8 @@ from confluent_kafka import murmur2
 from consumer.models.base import Model, ModelResult, as_result
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, DecodeError, Molecule, Status
 from schemas.errors import UnknownSchemaError
-from schemas.framing import SingleObject, frame_of, registry_framed, single_object
+from schemas.framing import SingleObject, Writer, frame_of, registry_framed, single_object
 from schemas.headers import carried_headers
-from schemas.wire import Writer
 
 Headers = Sequence[tuple[str, bytes]]
 Produced = tuple[bytes, bytes, list[tuple[str, bytes]] | None]

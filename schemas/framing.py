@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.errors import BadMagicError, EmptyRecordError
 
@@ -27,6 +28,9 @@ SCHEMA_ID_LEN = 4
 
 SchemaRef = int | uuid.UUID
 """A registry's name for a schema: its integer id or its GUID."""
+
+Writer = tuple[str, dict[str, Any]]
+"""A registry writer schema: where it came from (for messages) and its parsed form."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ encoding in the framing a command writes (see :mod:`schemas.framing`)."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from schemas.codec import Codec
 from schemas.errors import NoRegistryError
@@ -11,6 +11,7 @@ from schemas.framing import (
     Headers,
     SchemaRef,
     SingleObject,
+    Writer,
     describe_ref,
     frame_of,
     registry_framed,
@@ -30,10 +31,6 @@ class SchemaPendingError(Exception):
     def __init__(self, ref: SchemaRef) -> None:
         super().__init__(f"{describe_ref(ref)} not fetched yet")
         self.ref = ref
-
-
-Writer = tuple[str, dict[str, Any]]
-"""A registry writer schema: where it came from (for messages) and its parsed form."""
 
 
 class WriterSchemas:

@@ -80,6 +80,20 @@ def test_consume_help_imports_no_heavy_module() -> None:
     assert done.stdout.splitlines()[-1] == "[]"
 
 
+def test_a_worker_process_imports_no_schema_registry_client() -> None:
+    # Every Ray worker process imports consumer.worker; the registry client (httpx, authlib)
+    # cost 0.4 s of each one's start, and a worker never talks to the registry.
+    unwanted = ("schemas.registry", "confluent_kafka.schema_registry", "httpx", "authlib")
+    probe = (
+        "import sys\n"
+        "import consumer.worker\n"
+        f"print([m for m in sys.modules if m.startswith({unwanted!r})])\n"
+    )
+    done = molstream("-c", probe)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
 def toml_value(value: object) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
