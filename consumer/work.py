@@ -15,6 +15,7 @@ import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import fastavro
 from confluent_kafka import murmur2
@@ -28,6 +29,7 @@ from schemas.headers import carried_headers
 Headers = Sequence[tuple[str, bytes]]
 Produced = tuple[bytes, bytes, list[tuple[str, bytes]] | None]
 """key, value, headers of one output record."""
+M = TypeVar("M", "WorkRequest", "WorkResult")
 
 
 # Not slotted: a slotted dataclass pickles through a Python ``__getstate__``, and these cross
@@ -83,18 +85,18 @@ class Maker:
     worker: str
 
 
-def pack(request: WorkRequest) -> bytes:
-    """A request as the bytes a worker receives: pickled here with the C pickler, since
-    Ray's own (cloudpickle) calls back into Python for every container in it."""
-    return pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+def pack(message: WorkRequest | WorkResult) -> bytes:
+    """A request or result as the bytes that cross to a worker and back: pickled with the C
+    pickler, since Ray's own (cloudpickle) calls back into Python for every container."""
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def unpack(payload: bytes) -> WorkRequest:
-    """The request :func:`pack` made."""
-    request = pickle.loads(payload)
-    if not isinstance(request, WorkRequest):
-        raise TypeError(f"expected a WorkRequest, got {type(request).__name__}")
-    return request
+def unpack(payload: bytes, kind: type[M]) -> M:
+    """The ``kind`` of message :func:`pack` made."""
+    message = pickle.loads(payload)
+    if not isinstance(message, kind):
+        raise TypeError(f"expected a {kind.__name__}, got {type(message).__name__}")
+    return message
 
 
 def compute(request: WorkRequest, model: Model, *, plugin: str, worker: str) -> WorkResult:

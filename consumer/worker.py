@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from consumer.models import load_model
-from consumer.work import WorkResult, compute, unpack
+from consumer.work import WorkRequest, compute, pack, unpack
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +46,10 @@ class ModelWorker:
             model_version=self._model.version,
         )
 
-    def process(self, payload: bytes) -> WorkResult:
-        """Decode, predict and encode one batch (a packed :class:`~consumer.work.WorkRequest`;
-        see :func:`consumer.work.compute`); a wrong count of results or a result of a type no
+    def process(self, payload: bytes) -> bytes:
+        """Decode, predict and encode one batch: a packed :class:`~consumer.work.WorkRequest`
+        in, a packed :class:`~consumer.work.WorkResult` out (see
+        :func:`consumer.work.compute`); a wrong count of results or a result of a type no
         model may return fails the batch."""
-        return compute(unpack(payload), self._model, plugin=self._spec, worker=self._name)
+        request = unpack(payload, WorkRequest)
+        return pack(compute(request, self._model, plugin=self._spec, worker=self._name))

@@ -10,7 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from consumer.errors import ModelOutputError
 from consumer.models import ModelResult
 from consumer.models.synthetic import SyntheticModel
-from consumer.work import OutputSpec, Produced, WorkRequest, compute, fail
+from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, compute, fail, pack, unpack
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Status
 from schemas.codec import load_schema
 from schemas.errors import BadMagicError, EmptyRecordError
@@ -134,3 +134,14 @@ def test_carried_headers_travel_on_and_the_schema_id_header_does_not() -> None:
     ((_, _, carried),) = [r for records in result.produced.values() for r in records]
     assert carried == [("traceparent", b"00-abc")]
     assert Decoder(MOLECULE_CODEC).decode(_value(1)) == Molecule("m1", "CCO")
+
+
+def test_requests_and_results_cross_as_bytes_and_come_back_whole() -> None:
+    request = _request([_value(0), b""])
+    result = compute(request, SyntheticModel(), plugin="synthetic", worker="w")
+    assert unpack(pack(request), WorkRequest) == request
+    back = unpack(pack(result), WorkResult)
+    assert back.produced == result.produced and back.statuses == result.statuses
+    assert type(back.rejected[1]) is EmptyRecordError
+    with pytest.raises(TypeError, match="expected a WorkResult, got WorkRequest"):
+        unpack(pack(request), WorkResult)
