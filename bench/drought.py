@@ -17,15 +17,20 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.harness import OutputWatcher, consume_command, publish, synthetic_molecules
+from bench.harness import (
+    OutputWatcher,
+    consume_command,
+    consumer_process,
+    publish,
+    synthetic_molecules,
+    terminate,
+)
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
@@ -55,31 +60,24 @@ async def _run(
     )
     log_path = Path(tempfile.mkdtemp(prefix="molstream-drought-")) / "consumer.log"
     samples: list[dict[str, Any]] = []
-    async with OutputWatcher(broker.bootstrap_servers) as out:
-        with log_path.open("wb") as log:
-            consumer = await asyncio.create_subprocess_exec(
-                *argv, stdout=log, stderr=subprocess.STDOUT
-            )
-            try:
-                started, nodes_added = time.monotonic(), False
-                while len(out.ids) < len(inputs) and consumer.returncode is None:
-                    now = time.monotonic() - started
-                    if not nodes_added and now >= args.drought_s:
-                        for _ in range(2):  # blocks this process for seconds, not the consumer
-                            cluster.add_spot_node(wait=False)
-                        nodes_added = True
-                    polled = await asyncio.to_thread(_polled_s_ago, port)
-                    samples.append({"t_s": now, "polled_s_ago": polled, "predicted": len(out.ids)})
-                    if now > args.drought_s + args.timeout_s:
-                        break
-                    await asyncio.sleep(1.0)
-                await asyncio.sleep(2)  # a duplicate would arrive now
-                consumer.send_signal(signal.SIGTERM)
-                code = await asyncio.wait_for(consumer.wait(), 120)
-            finally:
-                if consumer.returncode is None:
-                    consumer.kill()
-                    await consumer.wait()
+    async with (
+        OutputWatcher(broker.bootstrap_servers) as out,
+        consumer_process(argv, log_path) as consumer,
+    ):
+        started, nodes_added = time.monotonic(), False
+        while len(out.ids) < len(inputs) and consumer.returncode is None:
+            now = time.monotonic() - started
+            if not nodes_added and now >= args.drought_s:
+                for _ in range(2):  # blocks this process for seconds, not the consumer
+                    cluster.add_spot_node(wait=False)
+                nodes_added = True
+            polled = await asyncio.to_thread(_polled_s_ago, port)
+            samples.append({"t_s": now, "polled_s_ago": polled, "predicted": len(out.ids)})
+            if now > args.drought_s + args.timeout_s:
+                break
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(2)  # a duplicate would arrive now
+        code = await terminate(consumer)
     events = [
         json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
     ]

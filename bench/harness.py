@@ -1,5 +1,5 @@
-"""What benchmarks and tests share: molecules, counting hooks, topic helpers, a connected local
-Ray cluster and the machine's description.
+"""What benchmarks and tests share: molecules, counting and timing hooks, topic helpers, a
+connected local Ray cluster, the machine's description and a sampler of its load.
 
 The tests import it (tests sit above bench); it never imports the tests.
 """
@@ -7,16 +7,23 @@ The tests import it (tests sit above bench); it never imports the tests.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextlib
+import functools
 import os
 import platform
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -42,9 +49,23 @@ def nci(count: int) -> list[Molecule]:
     return list(read_molecules(Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"))[:count]
 
 
+def nci_repeated(count: int, prefix: str = "") -> list[Molecule]:
+    """``count`` NCI molecules, the file repeated, every id distinct (``prefix`` before it)."""
+    base = nci(10**9)
+    repeats = (count + len(base) - 1) // len(base)
+    return [
+        Molecule(id=f"{prefix}{m.id}-{r}", smiles=m.smiles) for r in range(repeats) for m in base
+    ][:count]
+
+
 def synthetic_molecules(count: int, prefix: str = "m") -> list[Molecule]:
     """Distinct ids, short valid SMILES."""
-    return [Molecule(id=f"{prefix}{i}", smiles="C" * (1 + i % 30)) for i in range(count)]
+    return list(each_synthetic_molecule(count, prefix))
+
+
+def each_synthetic_molecule(count: int, prefix: str = "m") -> Iterator[Molecule]:
+    """:func:`synthetic_molecules` one at a time (a million need no list)."""
+    return (Molecule(id=f"{prefix}{i}", smiles="C" * (1 + i % 30)) for i in range(count))
 
 
 def machine_info() -> dict[str, object]:
@@ -78,6 +99,44 @@ class Counting(Hooks):
 
     def batch(self, worker: str, size: int, inference_s: float) -> None:
         self.by_worker[worker] += size
+
+
+class Timing(Hooks):
+    """Acknowledged predictions with their timing: the first and the last acknowledgement
+    (``perf_counter``) with this process's CPU time at each, every record-timestamp-to-ack
+    latency, and each batch's size and inference time. :meth:`reset` starts a new window."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything recorded so far."""
+        self.count = 0
+        self.first: float | None = None
+        self.first_count = 0
+        self.last = self.first_cpu = self.last_cpu = 0.0
+        self.latencies_s: list[float] = []
+        self.batch_sizes: list[int] = []
+        self.inference_s: list[float] = []
+
+    def predicted(self, statuses: Sequence[Status], end_to_end_s: Sequence[float | None]) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
+        self.count += len(statuses)
+        if self.first is None:
+            self.first, self.first_cpu, self.first_count = now, cpu, self.count
+        self.last, self.last_cpu = now, cpu
+        self.latencies_s.extend(s for s in end_to_end_s if s is not None)
+
+    def batch(self, worker: str, size: int, inference_s: float) -> None:
+        self.batch_sizes.append(size)
+        self.inference_s.append(inference_s)
+
+    @property
+    def steady(self) -> tuple[int, float, float]:
+        """After the first acknowledgement: (predictions, wall seconds, CPU seconds of this
+        process)."""
+        assert self.first is not None, "nothing acknowledged yet"
+        return self.count - self.first_count, self.last - self.first, self.last_cpu - self.first_cpu
 
 
 # -- settings and processes -------------------------------------------------------------------
@@ -143,6 +202,28 @@ def connected_cluster(nodes: int, *, wait_for_nodes: bool = True) -> Iterator[Lo
         cluster.stop()
 
 
+@contextlib.asynccontextmanager
+async def consumer_process(
+    argv: Sequence[str], log_path: Path
+) -> collections.abc.AsyncIterator[asyncio.subprocess.Process]:
+    """A process (``molstream consume``, say) writing its output to ``log_path``; killed on
+    the way out if it is still running."""
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(*argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def terminate(process: asyncio.subprocess.Process, timeout_s: float = 120.0) -> int:
+    """Stop a process as a supervisor would (SIGTERM); its exit code."""
+    process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), timeout_s)
+
+
 async def joined(processor: StreamProcessor, timeout_s: float = 60.0) -> float:
     """Wait until ``processor`` has partitions assigned; seconds it took."""
     started = time.monotonic()
@@ -180,27 +261,75 @@ async def publish(
             futures.append(await pub.publish(molecule))
     ends: dict[TopicPartition, int] = {}
     for fut in futures:
-        meta = fut.result()
-        tp = TopicPartition(meta.topic, meta.partition)  # type: ignore[attr-defined]
-        ends[tp] = max(ends.get(tp, 0), meta.offset + 1)  # type: ignore[attr-defined]
+        _advance(ends, fut.result())
     return ends
+
+
+def _advance(ends: dict[TopicPartition, int], meta: Any) -> None:
+    """Move ``ends`` past an acknowledged record (aiokafka's RecordMetadata)."""
+    tp = TopicPartition(meta.topic, meta.partition)
+    ends[tp] = max(ends.get(tp, 0), meta.offset + 1)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What :func:`publish_raw` sent."""
+
+    records: int
+    seconds: float
+    """From the first send to the last acknowledgement."""
+    ends: dict[TopicPartition, int]
+    """The true end offset per partition (last acked offset + 1)."""
 
 
 async def publish_raw(
     bootstrap: str,
     topic: str,
     records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
-) -> None:
-    """Publish raw (key, value, headers) records, acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    *,
+    producer_kwargs: Mapping[str, Any] | None = None,
+) -> Sent:
+    """Publish raw (key, value, headers) records, one ``send`` each, all acknowledged.
+
+    ``records`` may be lazy: it is consumed inside the timing. The producer is aiokafka's
+    with ``acks=all`` and ``producer_kwargs``; no future is kept per record, so a million
+    records cost no memory here. Raises the first failed send's error at the end.
+    """
+    kwargs = {"bootstrap_servers": bootstrap, "acks": "all", **(producer_kwargs or {})}
+    producer = AIOKafkaProducer(**kwargs)
     await producer.start()
+    ends: dict[TopicPartition, int] = {}
+    errors: list[BaseException] = []
+    outstanding, count = 0, 0
+    drained = asyncio.Event()
+
+    def acked(fut: asyncio.Future[Any]) -> None:
+        nonlocal outstanding
+        outstanding -= 1
+        if fut.cancelled():
+            errors.append(asyncio.CancelledError())
+        elif (error := fut.exception()) is not None:
+            errors.append(error)
+        else:
+            _advance(ends, fut.result())
+        if outstanding == 0:
+            drained.set()
+
     try:
-        futures = [
-            await producer.send(topic, key=k, value=v, headers=h or None) for k, v, h in records
-        ]
-        await asyncio.gather(*futures)
+        started = time.perf_counter()
+        for key, value, headers in records:
+            fut = await producer.send(topic, key=key, value=value, headers=headers or None)
+            outstanding, count = outstanding + 1, count + 1
+            drained.clear()
+            fut.add_done_callback(acked)
+        if outstanding:
+            await drained.wait()
+        seconds = time.perf_counter() - started
     finally:
         await producer.stop()
+    if errors:
+        raise errors[0]
+    return Sent(records=count, seconds=seconds, ends=ends)
 
 
 async def read_all(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Prediction]:
@@ -304,3 +433,117 @@ class OutputWatcher:
             assert not isinstance(p, DecodeError), p
             self.ids[p.id] += 1
             self.predictions.append(p)
+
+
+# -- load on the machine ----------------------------------------------------------------------
+
+
+def descendants(*exclude: int) -> list[int]:
+    """Pids of this process's descendants, less ``exclude`` and their descendants."""
+    skip = set(exclude)
+    for pid in exclude:
+        with contextlib.suppress(psutil.Error):
+            skip |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+    return [c.pid for c in psutil.Process().children(recursive=True) if c.pid not in skip]
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the machine spent busy since boot, all cores (guest time is in user)."""
+    t = psutil.cpu_times()
+    not_busy = ("idle", "iowait", "guest", "guest_nice")
+    return float(sum(t) - sum(getattr(t, name, 0.0) for name in not_busy))
+
+
+class LoadMonitor:
+    """CPU (in cores) and RSS of named groups of processes and the machine's busy cores,
+    sampled every ``interval_s`` in a thread (``with``) or on demand (:meth:`sample`).
+
+    ``groups`` maps a name to a function giving the group's pids at each sample; a process
+    counts from the sample after the one that first saw it. ``other_cores`` is the machine's
+    busy cores less every group's: load this run did not start (or did not name).
+    """
+
+    def __init__(
+        self, groups: Mapping[str, Callable[[], Iterable[int]]], interval_s: float = 1.0
+    ) -> None:
+        self._groups = groups
+        self._interval_s = interval_s
+        self._procs: dict[int, Any] = {}
+        self._cpu_s: dict[int, float] = {}
+        self._started = self._at = time.monotonic()
+        self._busy_s = _machine_busy_s()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load-monitor", daemon=True)
+        self.samples: list[dict[str, float]] = []
+        for pids in groups.values():  # first readings: the first sample measures from here
+            for pid in pids():
+                self._read(pid)
+
+    def __enter__(self) -> LoadMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()  # the tail: even a run shorter than the interval has a sample
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.sample()
+
+    def _read(self, pid: int) -> tuple[float, int] | None:
+        """(CPU seconds of the interval, RSS bytes) of ``pid``; None if it is gone."""
+        try:
+            proc = self._procs.get(pid) or self._procs.setdefault(pid, psutil.Process(pid))
+            with proc.oneshot():
+                times, rss = proc.cpu_times(), proc.memory_info().rss
+        except psutil.Error:
+            self._procs.pop(pid, None)
+            return None
+        cpu_s = times.user + times.system
+        previous = self._cpu_s.get(pid)
+        self._cpu_s[pid] = cpu_s
+        return (0.0 if previous is None else cpu_s - previous), rss
+
+    def sample(self) -> dict[str, float]:
+        """One sample (appended to :attr:`samples`): per group ``<name>_cores`` and
+        ``<name>_rss_mb``; ``machine_cores``, ``other_cores`` and the 1-minute load average."""
+        now, busy_s = time.monotonic(), _machine_busy_s()
+        wall = max(now - self._at, 1e-9)
+        row = {"t_s": now - self._started, "machine_cores": (busy_s - self._busy_s) / wall}
+        ours = 0.0
+        for name, pids in self._groups.items():
+            readings = [r for r in map(self._read, pids()) if r is not None]
+            row[f"{name}_cores"] = sum(cpu for cpu, _ in readings) / wall
+            row[f"{name}_rss_mb"] = sum(rss for _, rss in readings) / 2**20
+            ours += row[f"{name}_cores"]
+        row["other_cores"] = row["machine_cores"] - ours
+        row["load_avg_1m"] = os.getloadavg()[0]
+        self._at, self._busy_s = now, busy_s
+        self.samples.append(row)
+        return row
+
+    def summary(self) -> dict[str, Any]:
+        """Mean and max of every series, and how often the machine's cores were all busy."""
+        cpus = os.cpu_count() or 1
+        keys = [k for k in (self.samples[0] if self.samples else {}) if k != "t_s"]
+        out: dict[str, Any] = {"cpus": cpus, "samples": len(self.samples)}
+        for key in keys:
+            values = [s[key] for s in self.samples]
+            out[key] = {"mean": sum(values) / len(values), "max": max(values)}
+        busy = [s["machine_cores"] for s in self.samples]
+        out["saturated_share"] = sum(b >= 0.9 * cpus for b in busy) / len(busy) if busy else 0.0
+        return out
+
+
+def process_monitor(named: Mapping[str, int | None], interval_s: float = 1.0) -> LoadMonitor:
+    """A :class:`LoadMonitor` with a group per named process (this one may be among them)
+    and ``ray``: every other descendant of this process, i.e. the local Ray cluster's."""
+    pids = {name: pid for name, pid in named.items() if pid}
+    groups: dict[str, Callable[[], Iterable[int]]] = {
+        name: functools.partial(list, [pid]) for name, pid in pids.items()
+    }
+    others = [pid for pid in pids.values() if pid != os.getpid()]
+    groups["ray"] = lambda: descendants(*others)
+    return LoadMonitor(groups, interval_s)

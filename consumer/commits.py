@@ -66,7 +66,9 @@ class Committer:
         moved = 0
         for tp, offset in offsets.items():
             state = self._ledger.state(tp)
-            moved += offset - (state.committed if state.committed is not None else offset)
+            # A first commit counts from where this consumer took the partition up.
+            since = state.committed if state.committed is not None else state.first_registered
+            moved += offset - (since if since is not None else offset)
             state.committed = offset
         self._hooks.committed(moved)
 

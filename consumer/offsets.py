@@ -30,6 +30,8 @@ class PartitionState:
     committable: int | None = None
     """The next offset after the fully done prefix."""
     last_registered: int = -1
+    first_registered: int | None = None
+    """The first offset fetched: where this consumer took the partition up."""
     working: int = 0
     """Records handed to a task (batch or dead letter) and not finished: what a revoke waits
     for. Records still being batched are not counted."""
@@ -43,6 +45,8 @@ class PartitionState:
         must arrive increasing."""
         if offset <= self.last_registered:
             raise ValueError(f"offset {offset} registered after {self.last_registered}")
+        if self.first_registered is None:
+            self.first_registered = offset
         self.last_registered = offset
         self.pending.append(offset)
         self.timestamps.append(timestamp)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.offsets import OffsetTracker
+from consumer.offsets import OffsetTracker, PartitionState
 
 # -- strategies ------------------------------------------------------------------------------
 
@@ -262,3 +262,11 @@ def test_oldest_pending_is_the_timestamp_of_the_first_offset_not_done() -> None:
     tracker.register("p", 13, 103.0)
     tracker.forget("p")
     assert tracker.oldest_pending("p") is None
+
+
+def test_a_partition_remembers_where_this_consumer_took_it_up() -> None:
+    state = PartitionState()
+    assert state.first_registered is None
+    for offset in (40, 41, 43):
+        state.register(offset)
+    assert state.first_registered == 40 and state.last_registered == 43
