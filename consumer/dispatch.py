@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ class Dispatcher:
         records of other partitions are dispatched again. Returns the records dropped.
         """
         dropped = 0
-        for job in [j for j in self._jobs if j.withdrawable and j.task is not None]:
+        for job in [j for j in self._jobs if j.withdrawable and j.task and not j.task.done()]:
             if partitions is not None and not any(i.tp in partitions for i in job.items):
                 continue
             assert job.task is not None
@@ -176,8 +177,9 @@ class Dispatcher:
             job.publishing = True  # from here on a revoke waits for it
             await self._sink.publish(computed)
         except Exception as exc:
-            # The batch's output could not be made or sent (a record the broker refuses, an
-            # output topic that vanished): its inputs become dead letters instead.
+            # The batch's output could not be made or sent (a record the broker refuses for
+            # good): its inputs become dead letters instead, and no revoke may take it back.
+            job.publishing = True
             log.exception("batch could not be published; dead-lettering its records")
             letters = [item.letter(DeadLetterStage.PUBLISH, exc) for item in items]
             await asyncio.gather(*(self._sink.dead_letter(letter) for letter in letters))
@@ -197,7 +199,9 @@ class Dispatcher:
                 )
                 return [await self._failed(items, str(exc))]
             except WorkerLostError as exc:
-                error, spent = exc, exc.reason.spends_attempt
+                # A worker computing several batches dies for one of them: the others must
+                # not pay an attempt each (the tries stay bounded all the same).
+                error, spent = exc, exc.reason.spends_attempt and not exc.shared
             except BatchFailedError as exc:
                 error, spent = exc, True
             tries = tries.after(spent_attempt=spent)
@@ -230,22 +234,24 @@ class Dispatcher:
             item.attempts += 1
         started = self._clock()
         job.computing += 1
+        lost = False
         try:
             result = await self._pool.process(
                 replica, request(items, spec), timeout_s=self._limits.batch_timeout_s
             )
         except WorkerLostError as exc:
+            lost, exc.shared = True, replica.busy > 1
             log.warning("batch lost with its worker", worker=replica.name,
                         node=replica.node_id, size=len(items), reason=exc.reason)  # fmt: skip
             raise
         except BatchFailedError as exc:
-            self._pool.release(replica)
             log.warning("batch failed", worker=replica.name, node=replica.node_id,
                         size=len(items), error=str(exc))  # fmt: skip
             raise
         finally:
             job.computing -= 1
-        self._pool.release(replica)
+            if not lost:  # whatever else ended the call (a cancel too): the slot comes back
+                self._pool.release(replica)
         elapsed = self._clock() - started
         self._throughput.batch_done(len(items), elapsed)
         self._hooks.batch(replica.name, len(items), elapsed)
@@ -259,6 +265,7 @@ class Dispatcher:
 
 def request(items: list[Item], spec: OutputSpec) -> WorkRequest:
     """What a worker receives for ``items``: their raw values and provenance."""
+    now = time.time()
     return WorkRequest(
         values=[i.value for i in items],
         headers=[i.headers for i in items],
@@ -266,7 +273,7 @@ def request(items: list[Item], spec: OutputSpec) -> WorkRequest:
         topics=[i.tp.topic for i in items],
         partitions=[i.tp.partition for i in items],
         offsets=[i.offset for i in items],
-        fetched_at=[i.fetched_at for i in items],
+        ages_s=[now - i.fetched_at for i in items],
         attempts=max(i.attempts for i in items),
         spec=spec,
     )

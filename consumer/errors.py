@@ -24,6 +24,8 @@ class WorkerLostError(MolstreamError):
         super().__init__(f"worker {worker} lost ({reason}){': ' + detail if detail else ''}")
         self.worker = worker
         self.reason = reason
+        self.shared = False
+        """Other batches ran on the worker too: any of them may have been the cause."""
 
 
 class BatchFailedError(MolstreamError):

@@ -1,10 +1,12 @@
-"""Intake: fetch, decode, admit; pause at the in-flight bound and keep polling while paused.
+"""Intake: fetch, admit, batch; pause at the in-flight bound and keep polling while paused.
 
-Records are fetched with aiokafka's ``getmany``, decoded (single-object or Schema Registry
-framing), registered in the ledger and batched; an undecodable record goes to the dead-letter
-topic at once. At ``max_in_flight`` the partitions are paused, not buffered, and still polled
-every second: aiokafka drops a member that stops calling ``getmany`` for
-``max_poll_interval_s``, however long the pool takes (a Spot drought may last minutes).
+Records are fetched with aiokafka's ``getmany``, registered in the ledger and batched with
+their values still bytes (workers decode them). A registry-framed value needs its writer
+schema, looked up here (fetched once in a task when not cached); a value whose framing is
+unreadable or needs a registry that is not configured goes to the dead-letter topic at once.
+At ``max_in_flight`` the partitions are paused, not buffered, and still polled every second:
+aiokafka drops a member that stops calling ``getmany`` for ``max_poll_interval_s``, however
+long the pool takes (a Spot drought may last minutes).
 """
 
 from __future__ import annotations

@@ -74,7 +74,10 @@ class Ledger:
         """``counts`` records per partition are handed to a task (``sign`` 1) or taken back
         from one (-1)."""
         for tp, count in counts.items():
-            self.partitions.state(tp).working += sign * count
+            # Taken back after a revoke: the partition is forgotten, keep it so.
+            state = self.partitions.state(tp) if sign > 0 else self.partitions.get(tp)
+            if state is not None:
+                state.working += sign * count
 
     def done(self, records: Iterable[tuple[TopicPartition, int]]) -> None:
         """Records' outputs are acknowledged (one batch's, say): their offsets may be

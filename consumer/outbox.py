@@ -86,16 +86,27 @@ class Outbox:
             attributed = sum(map(len, mine)) == len(exc.rejected)
             for (_, future), refused in zip(entries, mine, strict=True):
                 if refused or not attributed:
-                    future.set_exception(PublishRejectedError(refused or exc.rejected))
+                    _settle(future, PublishRejectedError(refused or exc.rejected))
                 else:
-                    future.set_result(None)
+                    _settle(future, None)
             return
         except Exception as exc:  # e.g. the producer stopped: every caller learns it
             for _, future in entries:
-                future.set_exception(exc)
+                _settle(future, exc)
             return
         for _, future in entries:
-            future.set_result(None)
+            _settle(future, None)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    # A caller cancelled meanwhile (a drain past its deadline) has its future done already;
+    # its records were sent all the same.
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _refused(records: list[Produced], exc: PublishRejectedError) -> list[tuple[object, Exception]]:

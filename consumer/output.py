@@ -113,8 +113,9 @@ class Output(Lifecycle):
         self._producer = await self._kafka.started_producer()
 
     async def stop(self) -> None:
-        """Flush what is pending and disconnect; safe twice."""
-        await self._outbox.stop()  # drained batches have their acks; nothing else waits
+        """Flush what the producer holds and disconnect; safe twice. Sends still waiting in
+        the outbox are cancelled: their batches were drained (acknowledged) or abandoned."""
+        await self._outbox.stop()
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -125,12 +126,19 @@ class Output(Lifecycle):
     async def spec(self, max_smiles_length: int) -> OutputSpec:
         """How workers must write predictions now: the output topic's partitions (read once
         from the producer's metadata, which aiokafka keeps fresh) and the framing."""
-        producer = self._started()
-        partitions = producer.client.cluster.partitions_for_topic(self._output_topic)
-        if not partitions:
-            partitions = await asyncio.wait_for(
-                producer.partitions_for(self._output_topic), self._kafka.broker_timeout_s
-            )
+        backoff = 0.1
+        while not (partitions := self._started().client.cluster.partitions_for_topic(
+            self._output_topic
+        )):  # fmt: skip
+            # Unknown yet (or the broker away): ask again with backoff, as a send would.
+            try:
+                async with asyncio.timeout(self._kafka.broker_timeout_s):
+                    partitions = await self._started().partitions_for(self._output_topic)
+                break
+            except (KafkaError, TimeoutError) as exc:
+                self._report(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(self._backoff_max_s, backoff * 2)
         return OutputSpec(tuple(sorted(partitions)), self._encoder.schema_id, max_smiles_length)
 
     async def predictions(self, produced: Mapping[int, Sequence[Produced]]) -> None:

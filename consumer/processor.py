@@ -1,4 +1,4 @@
-"""The stream processor: fetch → decode → batch → replica → produce → commit, wired.
+"""The stream processor: fetch → batch → replica (decode, model, encode) → produce → commit.
 
 Offsets are committed only after the outputs of their records are acknowledged, so a lost
 replica, node or consumer loses nothing (at-least-once). Memory stays flat at any lag: at most

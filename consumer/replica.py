@@ -151,8 +151,10 @@ async def await_ref(ref: Any) -> Any:
 async def call_process(replica: Replica, request: WorkRequest, timeout_s: float) -> WorkResult:
     """One batch on a replica, Ray's failures told apart.
 
-    Raises :class:`WorkerLostError` (the replica is gone or hung: the caller drops it) or
-    :class:`BatchFailedError` (the model raised; the replica is fine).
+    Raises :class:`WorkerLostError` (the replica is gone or hung: the caller drops it),
+    :class:`ModelOutputError` (the model returned what no prediction can hold: no retry) or
+    :class:`BatchFailedError` (the model raised, or the answer is unreadable; the replica is
+    fine).
     """
     ref = replica.handle.process.remote(pack(request))
     try:
@@ -173,7 +175,10 @@ async def call_process(replica: Replica, request: WorkRequest, timeout_s: float)
         raise WorkerLostError(
             replica.name, LossReason.RAY_ERROR, f"{type(exc).__name__}: {exc}"
         ) from exc
-    return unpack(payload, WorkResult)
+    try:
+        return unpack(payload, WorkResult)
+    except Exception as exc:  # a worker of another version, say: its answer is unusable
+        raise BatchFailedError(f"worker answer unreadable: {exc!r}") from exc
 
 
 def loss_reason(replica: Replica, exc: RayActorError) -> LossReason:

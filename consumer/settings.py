@@ -203,11 +203,9 @@ class ConsumerSettings(RegistryWriterSettings, ProducerSettings):
 
     @property
     def fetch_wait_ms(self) -> int:
-        """The fetch wait the consumer uses: as set, else a fifth of the batch wait within
-        5-500 ms. A broker may hold a fetch that long even with records there (the embedded
-        one does), and that time adds to the batch wait: at 50 ms of fetch wait, p99 was
-        2.8x the latency floor, at 10 ms 1.95x. aiokafka's default is 500; below 5 an idle
-        consumer would spin on empty fetches."""
+        """As set, else a fifth of the batch wait within 5-500 ms: a broker may hold a fetch
+        that long with records there (the embedded one does; p99 2.8x the floor at 50 ms,
+        1.95x at 10 ms); below 5 an idle consumer would spin on empty fetches."""
         if self.fetch_max_wait_ms is not None:
             return int(self.fetch_max_wait_ms)
         fifth = self.batch_wait_ms / 5

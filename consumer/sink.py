@@ -59,9 +59,10 @@ class Sink:
                     ts = item.timestamp_ms
                     ages_s.append(acked_s - ts / 1000 if ts > 0 else None)
         self._hooks.predicted(statuses, ages_s)
-        self._ledger.done((i.tp, i.offset) for part in computed for i in part.items)
         for letter in letters:
             self._hooks.dead_letter(letter.stage)
+        # Last: once done, nothing here may raise (the batch would be dead-lettered twice).
+        self._ledger.done((i.tp, i.offset) for part in computed for i in part.items)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         """Send one dead letter; its record is done once acknowledged."""

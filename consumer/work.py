@@ -13,13 +13,14 @@ from __future__ import annotations
 import io
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import fastavro
 from confluent_kafka import murmur2
 
+from consumer.errors import ModelOutputError
 from consumer.models.base import Model, ModelResult, as_result
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, DecodeError, Molecule, Status
 from schemas.errors import UnknownSchemaError
@@ -59,8 +60,9 @@ class WorkRequest:
     topics: list[str]
     partitions: list[int]
     offsets: list[int]
-    fetched_at: list[float]
-    """When each record was fetched (wall clock, seconds)."""
+    ages_s: list[float]
+    """How long each record had been in the consumer when the batch left for the worker
+    (the worker adds its own time: no clocks of two hosts are compared)."""
     attempts: int
     spec: OutputSpec
 
@@ -105,6 +107,7 @@ def compute(request: WorkRequest, model: Model, *, plugin: str, worker: str) -> 
     Raises what the model raises (the batch fails), ``RuntimeError`` for a wrong count of
     results and :class:`~consumer.errors.ModelOutputError` for a result no model may return.
     """
+    started = time.monotonic()
     molecules, rejected = decode_all(request)
     limit = request.spec.max_smiles_length
     too_long = ModelResult.invalid(f"SMILES longer than {limit} characters")
@@ -117,15 +120,16 @@ def compute(request: WorkRequest, model: Model, *, plugin: str, worker: str) -> 
     results = dict.fromkeys(molecules, too_long)
     results.update((i, as_result(a, plugin=plugin)) for i, a in zip(to_model, answers, strict=True))
     maker = Maker(model.name, model.version, worker)
-    return encode_all(request, molecules, rejected, results, maker)
+    return encode_all(request, molecules, rejected, results, maker, started)
 
 
 def fail(request: WorkRequest, error: str, *, model: str) -> WorkResult:
     """FAILED predictions for a batch no worker could compute (made by the consumer)."""
+    started = time.monotonic()
     molecules, rejected = decode_all(request)
     failed = ModelResult(Status.FAILED, {}, error)
     results = dict.fromkeys(molecules, failed)
-    return encode_all(request, molecules, rejected, results, Maker(model, "", ""))
+    return encode_all(request, molecules, rejected, results, Maker(model, "", ""), started)
 
 
 def decode_all(request: WorkRequest) -> tuple[dict[int, Molecule], dict[int, DecodeError]]:
@@ -158,12 +162,13 @@ def encode_all(
     rejected: dict[int, DecodeError],
     results: dict[int, ModelResult],
     maker: Maker,
+    started: float,
 ) -> WorkResult:
-    """Each decoded molecule's prediction, encoded and placed on its output partition."""
+    """Each decoded molecule's prediction, encoded and placed on its output partition;
+    ``started`` is when the batch arrived (monotonic)."""
     spec = request.spec
-    schema = PREDICTION_CODEC.schema
     frame = _framer(spec.schema_id)
-    now = time.time()
+    now, here_s = time.time(), time.monotonic() - started
     produced: dict[int, list[Produced]] = {}
     statuses: list[Status | None] = [None] * len(request.values)
     for i, molecule in molecules.items():
@@ -183,15 +188,29 @@ def encode_all(
             "source_partition": request.partitions[i],
             "source_offset": request.offsets[i],
             "produced_at": int(now * 1000),
-            "latency_ms": (now - request.fetched_at[i]) * 1000,
+            "latency_ms": (request.ages_s[i] + here_s) * 1000,
         }
-        buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, schema, datum)
         key = molecule.id.encode()
         headers = carried_headers(request.headers[i]) if request.headers[i] else None
         partition = spec.partitions[murmur2(key, len(spec.partitions))]
-        produced.setdefault(partition, []).append((key, frame(buf.getvalue()), headers or None))
+        produced.setdefault(partition, []).append(
+            (key, frame(_body(datum, maker)), headers or None)
+        )
     return WorkResult(produced, statuses, rejected)
+
+
+def _body(datum: Mapping[str, object], maker: Maker) -> bytes:
+    buf = io.BytesIO()
+    try:
+        fastavro.schemaless_writer(buf, PREDICTION_CODEC.schema, datum)
+    except Exception as exc:  # fastavro raises many types on a value its schema refuses
+        # A ModelResult built by the plugin with outputs that are not numbers, say: the
+        # plugin's bug, the same for every try, so the batch fails once.
+        raise ModelOutputError(
+            f"model {maker.model!r} returned a result for molecule {datum['id']!r} that no "
+            f"prediction can hold: {type(exc).__name__}: {exc}"
+        ) from exc
+    return buf.getvalue()
 
 
 def _framer(schema_id: int | None) -> Callable[[bytes], bytes]:

@@ -30,7 +30,7 @@ def _request(values: list[bytes | None], headers: list[tuple[tuple[str, bytes], 
         topics=["molecules"] * n,
         partitions=[4] * n,
         offsets=list(range(100, 100 + n)),
-        fetched_at=[0.0] * n,
+        ages_s=[0.25] * n,
         attempts=1,
         spec=kwargs.pop("spec", SPEC),  # type: ignore[arg-type]
     )
@@ -145,3 +145,18 @@ def test_requests_and_results_cross_as_bytes_and_come_back_whole() -> None:
     assert type(back.rejected[1]) is EmptyRecordError
     with pytest.raises(TypeError, match="expected a WorkResult, got WorkRequest"):
         unpack(pack(request), WorkResult)
+
+
+def test_a_result_that_no_prediction_can_hold_fails_the_batch_once() -> None:
+    class NotNumbers(SyntheticModel):
+        def predict(self, smiles: list[str]) -> list[ModelResult]:
+            return [ModelResult(Status.OK, {"x": "high"})] * len(smiles)  # type: ignore[dict-item]
+
+    with pytest.raises(ModelOutputError, match="'synthetic' returned a result for molecule 'm0'"):
+        compute(_request([_value(0)]), NotNumbers(), plugin="p", worker="w")
+
+
+def test_the_latency_adds_the_workers_time_to_the_age_sent_along() -> None:
+    result = compute(_request([_value(0)]), SyntheticModel(), plugin="s", worker="w")
+    (value,) = _all(result.produced).values()
+    assert 250 <= PREDICTION_CODEC.decode(value).latency_ms < 1250
