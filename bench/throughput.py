@@ -421,7 +421,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="reference model")
     parser.add_argument("--latency-s", type=float, default=30.0, help="per load; 0: skip")
     parser.add_argument(
-        "--loads", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 0.8]
+        "--loads", type=lambda s: [float(x) for x in s.split(",")], default=[0.33, 0.5, 0.8]
     )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
