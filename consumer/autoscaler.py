@@ -29,9 +29,6 @@ log = structlog.get_logger(__name__)
 
 LagReader = Callable[[], Awaitable[dict[tuple[str, int], int]]]
 
-WITHDRAW_TIMEOUT_S = 5.0
-"""Longest wait to withdraw this consumer's share of the capacity request on stop."""
-
 
 def draining_node_ids(gcs_address: str, timeout_s: float = 5.0) -> set[str]:
     """Ids of the nodes Ray marks DRAINING (blocking; run it in a thread)."""
@@ -119,9 +116,8 @@ class Autoscaler(Lifecycle):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            try:
-                # Bounded: with the GCS gone the withdrawal would wait for Ray's own abort.
-                await asyncio.wait_for(self._capacity.stop(), WITHDRAW_TIMEOUT_S)
+            try:  # bounded by the client's call timeout, even with the GCS gone
+                await self._capacity.stop()
             except Exception as exc:  # Ray may be gone already; nothing left to release
                 log.warning("could not withdraw the capacity request", error=_described(exc))
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
-from consumer.output import DeadLetter, Headers
+from consumer.output import DeadLetter
 from consumer.reasons import DeadLetterStage
-from consumer.work import WorkResult
+from consumer.work import Headers, WorkResult
 from schemas.framing import Writer
 
 

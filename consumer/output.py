@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -15,7 +16,7 @@ from consumer.errors import PublishRejectedError
 from consumer.lifecycle import Lifecycle
 from consumer.outbox import Outbox
 from consumer.reasons import DeadLetterStage
-from consumer.work import OutputSpec, Produced
+from consumer.work import Headers, OutputSpec, Produced
 from schemas import PREDICTION_CODEC
 from schemas.kafka import ProducerSettings
 from schemas.registry import SchemaRegistry
@@ -29,7 +30,9 @@ VALUE_DROPPED = HEADER_PREFIX + "value_dropped"
 Message = tuple[str, bytes | None, bytes | None, Any]
 """topic, key, value, headers"""
 
-Headers = Sequence[tuple[str, bytes]]
+R = TypeVar("R")
+Enqueue = Callable[[], Awaitable["asyncio.Future[Any]"]]
+"""Queue a unit of records with the producer; its future resolves on the broker's ack."""
 
 
 def _transient(exc: BaseException) -> bool:
@@ -149,34 +152,19 @@ class Output(Lifecycle):
 
     async def _send_partition(self, partition: int, records: list[Produced]) -> None:
         """Send records to one output partition with aiokafka's batch API (no per-record
-        call or future) and await the acks; what fails for a while is sent again with
-        backoff, what is refused for good is raised at the end (the very record objects)."""
-        rejected: list[tuple[Produced, Exception]] = []
-        backoff = 0.1
-        while records:
-            failed: list[Produced] = []
-            sent = []
-            for chunk, builder in self._record_batches(records):
-                producer = self._started()
-                try:
-                    async with asyncio.timeout(self._kafka.broker_timeout_s):
-                        fut = await producer.send_batch(
-                            builder, self._output_topic, partition=partition
-                        )
-                    sent.append((chunk, fut))
-                except (KafkaError, TimeoutError) as exc:
-                    self._sort_failure(exc, chunk, failed, rejected)
-            for chunk, fut in sent:
-                try:
-                    await fut
-                except KafkaError as exc:
-                    self._sort_failure(exc, chunk, failed, rejected)
-            records = failed
-            if records:
-                await asyncio.sleep(backoff)
-                backoff = min(self._backoff_max_s, backoff * 2)
-        if rejected:
-            raise PublishRejectedError(rejected)
+        call or future); see :meth:`_until_acked` (refusals name the very record objects)."""
+
+        def batches(todo: list[Produced]) -> Iterator[tuple[list[Produced], Enqueue]]:
+            producer = self._started()
+            for chunk, builder in self._record_batches(todo):
+                yield (
+                    chunk,
+                    functools.partial(
+                        producer.send_batch, builder, self._output_topic, partition=partition
+                    ),
+                )
+
+        await self._until_acked(records, batches)
 
     def _record_batches(self, records: list[Produced]) -> Iterator[tuple[list[Produced], Any]]:
         """``records`` in aiokafka record batches, each as full as the batch size allows."""
@@ -189,19 +177,53 @@ class Output(Lifecycle):
                 builder.append(timestamp=None, key=key, value=value, headers=headers)
         yield records[start:], builder
 
+    async def _until_acked(
+        self, records: list[R], units: Callable[[list[R]], Iterator[tuple[list[R], Enqueue]]]
+    ) -> None:
+        """Queue ``records`` in the units ``units`` makes of them and await every ack; what
+        fails for a while is sent again with backoff (from the first unit that could not be
+        queued on), what is refused for good is raised together at the end."""
+        rejected: list[tuple[R, Exception]] = []
+        backoff = 0.1
+        while records:
+            failed: list[R] = []
+            queued: list[tuple[list[R], asyncio.Future[Any]]] = []
+            done = 0
+            for unit, enqueue in units(records):
+                try:
+                    async with asyncio.timeout(self._kafka.broker_timeout_s):
+                        queued.append((unit, await enqueue()))
+                except (KafkaError, TimeoutError) as exc:
+                    # Not queued, nor anything after it: sent again next round (or refused).
+                    self._sort_failure(exc, unit, failed, rejected)
+                    failed.extend(records[done + len(unit) :])
+                    break
+                done += len(unit)
+            for unit, fut in queued:
+                try:
+                    await fut
+                except KafkaError as exc:
+                    self._sort_failure(exc, unit, failed, rejected)
+            records = failed
+            if records:
+                await asyncio.sleep(backoff)
+                backoff = min(self._backoff_max_s, backoff * 2)
+        if rejected:
+            raise PublishRejectedError(rejected)
+
     def _sort_failure(
         self,
         exc: BaseException,
-        chunk: list[Produced],
-        failed: list[Produced],
-        rejected: list[tuple[Produced, Exception]],
+        unit: list[R],
+        failed: list[R],
+        rejected: list[tuple[R, Exception]],
     ) -> None:
         if _transient(exc):
-            failed.extend(chunk)
+            failed.extend(unit)
             self._report(exc)
         else:
             assert isinstance(exc, Exception)
-            rejected.extend((record, exc) for record in chunk)
+            rejected.extend((record, exc) for record in unit)
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -227,45 +249,18 @@ class Output(Lifecycle):
             )
 
     async def _send_all(self, messages: list[Message]) -> None:
-        """Send and await every ack; transient failures are sent again with backoff,
-        refusals for good are raised together at the end."""
-        rejected: list[tuple[Message, Exception]] = []
-        backoff = 0.1
-        while messages:
+        """Send messages one ``send`` each (see :meth:`_until_acked`)."""
+
+        def each(todo: list[Message]) -> Iterator[tuple[list[Message], Enqueue]]:
             producer = self._started()
-            futures = []
-            failed = []
-            try:
-                for msg in messages:
-                    topic, key, value, headers = msg
-                    fut = await asyncio.wait_for(
-                        producer.send(topic, value=value, key=key, headers=headers),
-                        self._kafka.broker_timeout_s,
-                    )
-                    futures.append((msg, fut))
-            except (KafkaError, TimeoutError) as exc:
-                if _transient(exc):
-                    # Not yet queued: everything from here on is sent again.
-                    failed.extend(messages[len(futures) :])
-                    self._report(exc)
-                else:
-                    rejected.append((messages[len(futures)], exc))
-                    failed.extend(messages[len(futures) + 1 :])
-            for msg, fut in futures:
-                try:
-                    await fut
-                except KafkaError as exc:
-                    if _transient(exc):
-                        failed.append(msg)
-                        self._report(exc)
-                    else:
-                        rejected.append((msg, exc))
-            messages = failed
-            if messages:
-                await asyncio.sleep(backoff)
-                backoff = min(self._backoff_max_s, backoff * 2)
-        if rejected:
-            raise PublishRejectedError(rejected)
+            for msg in todo:
+                topic, key, value, headers = msg
+                send = functools.partial(
+                    producer.send, topic, value=value, key=key, headers=headers
+                )
+                yield [msg], send
+
+        await self._until_acked(messages, each)
 
     def _report(self, exc: BaseException) -> None:
         log.warning("send failed, will retry", error=f"{type(exc).__name__}: {exc}")

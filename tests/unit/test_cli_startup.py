@@ -3,6 +3,7 @@ errors that a pipe gets whole."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -66,32 +67,30 @@ def test_consume_help_import_time_is_measured_and_bounded() -> None:
     assert 0 < min(runs) < IMPORT_CEILING_S, f"consume --help spent {runs} s importing"
 
 
+def imported_after(setup: str, which: str) -> list[str]:
+    """The modules a fresh interpreter holds after running ``setup``, of those the
+    expression ``which`` (over ``m``, a module name) picks."""
+    done = molstream("-c", f"import sys\n{setup}\nprint([m for m in sys.modules if {which}])\n")
+    assert done.returncode == 0, done.stderr
+    listed: list[str] = ast.literal_eval(done.stdout.splitlines()[-1])
+    return listed
+
+
 def test_consume_help_imports_no_heavy_module() -> None:
-    probe = (
-        "import sys\n"
+    setup = (
         "from consumer.cli import main\n"
         "sys.argv = ['molstream', 'consume', '--help']\n"
         "try:\n    main()\n"
-        "except SystemExit:\n    pass\n"
-        f"print({HEAVY!r} and [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}])\n"
+        "except SystemExit:\n    pass"
     )
-    done = molstream("-c", probe)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
+    assert imported_after(setup, f"m.split('.')[0] in {HEAVY!r}") == []
 
 
 def test_a_worker_process_imports_no_schema_registry_client() -> None:
     # Every Ray worker process imports consumer.worker; the registry client (httpx, authlib)
     # cost 0.4 s of each one's start, and a worker never talks to the registry.
     unwanted = ("schemas.registry", "confluent_kafka.schema_registry", "httpx", "authlib")
-    probe = (
-        "import sys\n"
-        "import consumer.worker\n"
-        f"print([m for m in sys.modules if m.startswith({unwanted!r})])\n"
-    )
-    done = molstream("-c", probe)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
+    assert imported_after("import consumer.worker", f"m.startswith({unwanted!r})") == []
 
 
 def toml_value(value: object) -> str:
