@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 
 HEADER_PREFIX = "molstream.error."
 VALUE_DROPPED = HEADER_PREFIX + "value_dropped"
+HEADERS_DROPPED = HEADER_PREFIX + "headers_dropped"
 
 Message = tuple[str, bytes | None, bytes | None, Any]
 """topic, key, value, headers"""
@@ -72,7 +73,9 @@ class DeadLetter:
             "partition": str(self.partition),
             "offset": str(self.offset),
         }
-        return [*self.headers, *((HEADER_PREFIX + k, v.encode()) for k, v in extra.items())]
+        # Error headers a record arrived with are dropped: a dead letter's are always ours.
+        own = [(k, v) for k, v in self.headers if not k.startswith(HEADER_PREFIX)]
+        return [*own, *((HEADER_PREFIX + k, v.encode()) for k, v in extra.items())]
 
 
 class Output(Lifecycle):
@@ -126,7 +129,7 @@ class Output(Lifecycle):
             except TimeoutError:
                 log.warning("producer did not flush in time")
 
-    async def spec(self, max_smiles_length: int) -> OutputSpec:
+    async def spec(self, max_smiles_length: int, max_id_length: int) -> OutputSpec:
         """How workers must write predictions now: the output topic's partitions (read once
         from the producer's metadata, which aiokafka keeps fresh) and the framing."""
         backoff = 0.1
@@ -142,7 +145,9 @@ class Output(Lifecycle):
                 self._report(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(self._backoff_max_s, backoff * 2)
-        return OutputSpec(tuple(sorted(partitions)), self._encoder.schema_id, max_smiles_length)
+        return OutputSpec(
+            tuple(sorted(partitions)), self._encoder.schema_id, max_smiles_length, max_id_length
+        )
 
     async def predictions(self, produced: Mapping[int, Sequence[Produced]]) -> None:
         """Produce encoded predictions; returns when every one is acknowledged. They leave
@@ -234,19 +239,22 @@ class Output(Lifecycle):
         """Send dead letters byte for byte plus error headers; returns when acknowledged.
 
         One the broker refuses for good (its value too large, say) is sent again without its
-        value, with a ``molstream.error.value_dropped`` header giving the value's size.
+        value, with a ``molstream.error.value_dropped`` header giving the value's size; if
+        that is refused too, without the record's own headers as well
+        (``molstream.error.headers_dropped`` gives how many), keeping the error headers.
         """
         messages = [(self._dlq_topic, d.key, d.value, d.kafka_headers()) for d in letters]
         try:
             await self._send_all(messages)
+            return
         except PublishRejectedError as exc:
             log.error("dead letters refused, sending them without their values", error=str(exc))
-            await self._send_all(
-                [
-                    (topic, key, None, [*headers, (VALUE_DROPPED, str(len(value or b"")).encode())])
-                    for (topic, key, value, headers), _ in exc.rejected
-                ]
-            )
+            messages = [_without_value(message) for message, _ in exc.rejected]
+        try:
+            await self._send_all(messages)
+        except PublishRejectedError as exc:
+            log.error("dead letters refused, sending them without their headers", error=str(exc))
+            await self._send_all([_without_headers(message) for message, _ in exc.rejected])
 
     async def _send_all(self, messages: list[Message]) -> None:
         """Send messages one ``send`` each (see :meth:`_until_acked`)."""
@@ -265,3 +273,15 @@ class Output(Lifecycle):
     def _report(self, exc: BaseException) -> None:
         log.warning("send failed, will retry", error=f"{type(exc).__name__}: {exc}")
         self._on_error("produce")
+
+
+def _without_value(message: Message) -> Message:
+    topic, key, value, headers = message
+    return topic, key, None, [*headers, (VALUE_DROPPED, str(len(value or b"")).encode())]
+
+
+def _without_headers(message: Message) -> Message:
+    topic, key, value, headers = message
+    own = [(k, v) for k, v in headers if k.startswith(HEADER_PREFIX)]
+    dropped = len(headers) - len(own)
+    return topic, key, value, [*own, (HEADERS_DROPPED, str(dropped).encode())]
