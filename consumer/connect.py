@@ -25,6 +25,8 @@ def group_consumer(settings: ConsumerSettings) -> AIOKafkaConsumer:
         isolation_level="read_committed",
         max_poll_records=settings.max_in_flight,
         fetch_max_wait_ms=settings.fetch_wait_ms,
+        fetch_max_bytes=settings.fetch_max_bytes,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
         max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),

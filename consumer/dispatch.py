@@ -59,7 +59,6 @@ class DispatchLimits:
 
     max_attempts: int
     batch_timeout_s: float
-    max_smiles_length: int
     model: str
     """The ``--model`` named, for predictions no worker made."""
 
@@ -76,7 +75,7 @@ class Dispatcher:
         throughput: Throughput,
         hooks: Hooks,
         limits: DispatchLimits,
-        output_spec: Callable[[int], Awaitable[OutputSpec]],
+        output_spec: Callable[[], Awaitable[OutputSpec]],
         clock: Callable[[], float],
     ) -> None:
         self._pool = pool
@@ -133,8 +132,9 @@ class Dispatcher:
             self._jobs.discard(job)
             self._ledger.to_work(Counter(item.tp for item in job.items), -1)
             kept = [i for i in job.items if partitions is not None and i.tp not in partitions]
-            dropped += len(job.items) - len(kept)
-            self._ledger.release(len(job.items) - len(kept))
+            gone = [(i.tp, i.offset) for i in job.items if partitions is None or i.tp in partitions]
+            dropped += len(gone)
+            self._ledger.release(gone)
             self.dispatch(kept)
         return dropped
 
@@ -228,7 +228,7 @@ class Dispatcher:
 
     async def _try(self, job: Job, items: list[Item]) -> Computed:
         """One try on the next ready replica slot; raises what the pool raises."""
-        spec = await self._output_spec(self._limits.max_smiles_length)
+        spec = await self._output_spec()
         replica = await self._pool.acquire()
         for item in items:
             item.attempts += 1
@@ -258,9 +258,10 @@ class Dispatcher:
         return Computed(items, result)
 
     async def _failed(self, items: list[Item], error: str) -> Computed:
-        """FAILED predictions for items no worker could compute, made here (rare)."""
-        spec = await self._output_spec(self._limits.max_smiles_length)
-        return Computed(items, fail(request(items, spec), error, model=self._limits.model), error)
+        """FAILED predictions, made here from the records' keys, for items no worker computed."""
+        keys = [i.key for i in items]
+        work = request(items, await self._output_spec())
+        return Computed(items, fail(work, keys, error, model=self._limits.model), error)
 
 
 def request(items: list[Item], spec: OutputSpec) -> WorkRequest:

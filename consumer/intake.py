@@ -27,6 +27,7 @@ from consumer.hooks import Hooks
 from consumer.items import Item
 from consumer.ledger import Ledger
 from consumer.reasons import DeadLetterStage
+from consumer.screen import RecordLimits, refusal, size_of
 from schemas import DecodeError
 from schemas.framing import REGISTRY_MAGIC
 from schemas.wire import SchemaPendingError, WriterSchemas
@@ -51,6 +52,7 @@ class Intake:
         dispatcher: Dispatcher,
         writers: WriterSchemas,
         batcher: Batcher[Item],
+        limits: RecordLimits,
         hooks: Hooks,
         clock: Callable[[], float],
     ) -> None:
@@ -59,6 +61,7 @@ class Intake:
         self._dispatcher = dispatcher
         self._writers = writers
         self.batcher = batcher
+        self._limits = limits
         self._hooks = hooks
         self._clock = clock
         self._backoff_s = FETCH_BACKOFF_S
@@ -83,7 +86,7 @@ class Intake:
         """Drop the records still being batched (of ``partitions``, or all): never
         dispatched, so nothing was produced; the next owner reads them again."""
         dropped = self.batcher.discard(lambda i: partitions is None or i.tp in partitions)
-        self._ledger.release(len(dropped))
+        self._ledger.release((i.tp, i.offset) for i in dropped)
         return len(dropped)
 
     async def _poll(self, wait_s: float, max_records: int) -> None:
@@ -103,12 +106,17 @@ class Intake:
         self.last_poll = self._clock()
         now = time.time()
         for tp, records in fetched.items():
+            sizes = [size_of(r) for r in records]
             # The record's Kafka timestamp dates the lag in seconds; -1: the producer set none.
             self._ledger.admit(
-                tp, [(r.offset, r.timestamp / 1000 if r.timestamp > 0 else now) for r in records]
+                tp,
+                [
+                    (r.offset, r.timestamp / 1000 if r.timestamp > 0 else now, size)
+                    for r, size in zip(records, sizes, strict=True)
+                ],
             )
-            for record in records:
-                self._take(tp, record, now, self.last_poll)
+            for record, size in zip(records, sizes, strict=True):
+                self._take(tp, record, size, now)
             self._hooks.consumed(len(records))
 
     async def _wait_for_room(self) -> None:
@@ -129,9 +137,10 @@ class Intake:
             await self._poll(0.0, self._ledger.max_in_flight)
         consumer.resume(*consumer.assignment())
 
-    def _take(self, tp: TopicPartition, record: Any, now: float, polled: float) -> None:
-        """Batch a record; its value stays bytes (a worker decodes it). A registry-framed
-        one needs its writer schema first: looked up here, fetched in a task if not cached."""
+    def _take(self, tp: TopicPartition, record: Any, size: int, now: float) -> None:
+        """Batch a record; its value stays bytes (a worker decodes it). One over a bound is
+        a dead letter at once. A registry-framed one needs its writer schema first: looked
+        up here, fetched in a task if not cached."""
         item = Item(
             tp=tp,
             offset=record.offset,
@@ -142,6 +151,10 @@ class Intake:
             writer=None,
             fetched_at=now,
         )
+        refused = refusal(record, size, self._limits)
+        if refused is not None:
+            self._reject(item, refused)
+            return
         value = record.value
         if item.headers or (value and value[0] == REGISTRY_MAGIC):
             try:
@@ -153,7 +166,7 @@ class Intake:
             except DecodeError as exc:
                 self._reject(item, exc)
                 return
-        self._dispatcher.dispatch(self.batcher.add(item, polled))
+        self._dispatcher.dispatch(self.batcher.add(item, self.last_poll))
 
     async def _take_pending(self, item: Item) -> None:
         """A record waiting for its writer schema (in flight, its offset pending)."""

@@ -1,9 +1,11 @@
 """The in-flight ledger: what the consumer holds, per partition and in all (no I/O).
 
 Every fetched record is in flight from its intake until it leaves the pipeline (its output
-acknowledged, or abandoned loudly). At most ``max_in_flight`` are: at the bound the intake
-pauses fetching, so memory stays flat at any lag. Per partition, a
-:class:`~consumer.offsets.PartitionState` keeps the offsets to commit and the records at work.
+acknowledged, or abandoned loudly). At most ``max_in_flight`` are, of at most
+``max_in_flight_bytes`` together: at either bound the intake pauses fetching, so memory stays
+flat at any lag and any record size (one fetch may overshoot the bytes by its own size). Per
+partition, a :class:`~consumer.offsets.PartitionState` keeps the offsets to commit and the
+records at work.
 """
 
 from __future__ import annotations
@@ -19,16 +21,28 @@ from consumer.offsets import OffsetTracker, PartitionState
 
 log = structlog.get_logger(__name__)
 
+Record = tuple[TopicPartition, int]
+"""A record by its partition and offset."""
+
 
 class Ledger:
     """Counts records in flight and keeps the partition states; wakes waiters on changes."""
 
     def __init__(
-        self, *, max_in_flight: int, on_in_flight: Callable[[int], None] = lambda n: None
+        self,
+        max_in_flight: int,
+        max_in_flight_bytes: int = 2**62,
+        *,
+        on_in_flight: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.max_in_flight = max_in_flight
+        self.max_in_flight_bytes = max_in_flight_bytes
         self.partitions: OffsetTracker[TopicPartition] = OffsetTracker()
         self.in_flight = 0
+        self.in_flight_bytes = 0
+        # Per record in flight: its size, kept apart from the partition states because a
+        # revoked partition's records still leave (and free their bytes) after it is forgotten.
+        self._sizes: dict[Record, int] = {}
         self.completed = 0
         """Records done since start (their output acknowledged)."""
         self.room = asyncio.Event()
@@ -40,14 +54,19 @@ class Ledger:
 
     @property
     def full(self) -> bool:
-        """Whether the in-flight window is full (fetching pauses)."""
-        return self.in_flight >= self.max_in_flight
+        """Whether the in-flight window is full, in records or bytes (fetching pauses)."""
+        return (
+            self.in_flight >= self.max_in_flight or self.in_flight_bytes >= self.max_in_flight_bytes
+        )
 
-    def admit(self, tp: TopicPartition, records: Sequence[tuple[int, float]]) -> None:
-        """Fetched records of a partition (offset, made at: wall clock) enter: their offsets
-        are pending until done."""
-        for offset, created_s in records:
+    def admit(self, tp: TopicPartition, records: Sequence[tuple[int, float, int]]) -> None:
+        """Fetched records of a partition (offset, made at: wall clock, size in bytes) enter:
+        their offsets are pending until done."""
+        for offset, created_s, size in records:
             self._register(tp, offset, created_s)
+            # Summed: an offset reset may re-admit an offset whose old record is still out.
+            self._sizes[(tp, offset)] = self._sizes.get((tp, offset), 0) + size
+            self.in_flight_bytes += size
         self._set(self.in_flight + len(records))
 
     def _register(self, tp: TopicPartition, offset: int, created_s: float) -> None:
@@ -79,28 +98,32 @@ class Ledger:
             if state is not None:
                 state.working += sign * count
 
-    def done(self, records: Iterable[tuple[TopicPartition, int]]) -> None:
+    def done(self, records: Iterable[Record]) -> None:
         """Records' outputs are acknowledged (one batch's, say): their offsets may be
         committed."""
-        left: Counter[TopicPartition] = Counter()
+        records = list(records)
         for tp, offset in records:
             self.partitions.done(tp, offset)
-            left[tp] += 1
-        self.completed += left.total()
-        self.leave(left)
+        self.completed += len(records)
+        self.leave(records)
 
-    def leave(self, counts: Mapping[TopicPartition, int]) -> None:
+    def leave(self, records: Iterable[Record]) -> None:
         """Records at work leave the pipeline. Without :meth:`done` their offsets stay
         pending, so the partition's commits stop before them: loud (lag grows), not lost."""
-        for tp, count in counts.items():
+        records = list(records)
+        for tp, count in Counter(tp for tp, _ in records).items():
             state = self.partitions.get(tp)
             if state is not None:
                 state.working -= count
-        self.release(sum(counts.values()))
+        self.release(records)
 
-    def release(self, count: int) -> None:
-        """``count`` records not at work leave (withdrawn, or dropped with a revoke): they
-        were never produced, so their offsets stay pending for the next owner to read."""
+    def release(self, records: Iterable[Record]) -> None:
+        """Records not at work leave (withdrawn, or dropped with a revoke): they were never
+        produced, so their offsets stay pending for the next owner to read."""
+        count = 0
+        for record in records:
+            self.in_flight_bytes -= self._sizes.pop(record, 0)
+            count += 1
         if count:
             self._set(self.in_flight - count)
             self.progress.set()
@@ -117,7 +140,7 @@ class Ledger:
 
     def _set(self, count: int) -> None:
         self.in_flight = count
-        if count < self.max_in_flight:
+        if not self.full:
             self.room.set()
         else:
             self.room.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -87,8 +88,8 @@ def _data_path(w: Wiring) -> tuple[Dispatcher, Intake]:
         ledger=w.ledger,
         throughput=w.throughput,
         hooks=w.hooks,
-        limits=DispatchLimits(s.max_attempts, s.batch_timeout_s, s.max_smiles_length, s.model),
-        output_spec=w.output.spec,
+        limits=DispatchLimits(s.max_attempts, s.batch_timeout_s, s.model),
+        output_spec=functools.partial(w.output.spec, s.max_smiles_length, s.max_id_length),
         clock=w.clock,
     )
     intake = Intake(
@@ -97,6 +98,7 @@ def _data_path(w: Wiring) -> tuple[Dispatcher, Intake]:
         dispatcher=dispatcher,
         writers=WriterSchemas(w.registry),
         batcher=Batcher(batch_size=s.batch_size, batch_wait_s=s.batch_wait_s),
+        limits=s.record_limits,
         hooks=w.hooks,
         clock=w.clock,
     )

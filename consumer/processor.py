@@ -56,17 +56,14 @@ class StreamProcessor(Lifecycle):
         self._started = False
         self._ray_owned = False
         self._routines: list[asyncio.Task[None]] = []
-        self.ledger = Ledger(max_in_flight=settings.max_in_flight, on_in_flight=hooks.in_flight)
+        window = settings.max_in_flight, settings.max_in_flight_bytes
+        self.ledger = Ledger(*window, on_in_flight=hooks.in_flight)
         self.pool = pool_for(
             settings,
             on_failure=hooks.worker_failure,
             on_ready=lambda info: hooks.worker_ready(info.model, info.model_version),
         )
-        self.registry = (
-            SchemaRegistry(settings, on_error=hooks.registry_error)
-            if settings.schema_registry_url is not None
-            else None
-        )
+        self.registry = _registry(settings, hooks)
         self.output = Output(
             settings,
             output_topic=settings.output_topic,
@@ -238,3 +235,9 @@ class StreamProcessor(Lifecycle):
     def revokes(self) -> int:
         """Rebalances that took partitions from this consumer."""
         return self.pipeline.listener.revokes
+
+
+def _registry(settings: ConsumerSettings, hooks: Hooks) -> SchemaRegistry | None:
+    if settings.schema_registry_url is None:
+        return None
+    return SchemaRegistry(settings, on_error=hooks.registry_error)

@@ -7,6 +7,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from consumer.input_settings import InputBounds
 from schemas.kafka import ProducerSettings
 from schemas.registry_settings import RegistryWriterSettings
 
@@ -16,7 +17,7 @@ FETCH_WAIT_MIN_MS = 5.0
 FETCH_WAIT_MAX_MS = 500.0
 
 
-class ConsumerSettings(RegistryWriterSettings, ProducerSettings):
+class ConsumerSettings(InputBounds, RegistryWriterSettings, ProducerSettings):
     """Everything ``molstream consume`` can be told."""
 
     model_config = SettingsConfigDict(

@@ -76,7 +76,7 @@ class Sink:
                 partition=letter.partition,
                 offset=letter.offset,
             )
-            self._ledger.leave({tp: 1})
+            self._ledger.leave([(tp, letter.offset)])
             return
         self._hooks.dead_letter(letter.stage)
         self._ledger.done([(tp, letter.offset)])

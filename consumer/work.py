@@ -23,7 +23,7 @@ from confluent_kafka import murmur2
 from consumer.errors import ModelOutputError
 from consumer.models.base import Model, ModelResult, as_result
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, DecodeError, Molecule, Status
-from schemas.errors import UnknownSchemaError
+from schemas.errors import TooLargeError, UnknownSchemaError
 from schemas.framing import SingleObject, Writer, frame_of, registry_framed, single_object
 from schemas.headers import carried_headers
 
@@ -47,6 +47,9 @@ class OutputSpec:
     schema_id: int | None
     """Registry id of the prediction schema, or None for single-object encoding."""
     max_smiles_length: int
+    """Longer SMILES are INVALID_INPUT, and their predictions carry only this much of them."""
+    max_id_length: int
+    """A molecule whose id is longer does not decode (a dead letter)."""
 
 
 @dataclass(frozen=True)
@@ -123,26 +126,41 @@ def compute(request: WorkRequest, model: Model, *, plugin: str, worker: str) -> 
     return encode_all(request, molecules, rejected, results, maker, started)
 
 
-def fail(request: WorkRequest, error: str, *, model: str) -> WorkResult:
-    """FAILED predictions for a batch no worker could compute (made by the consumer)."""
+def fail(
+    request: WorkRequest, keys: Sequence[bytes | None], error: str, *, model: str
+) -> WorkResult:
+    """FAILED predictions for a batch no worker could compute, made by the consumer from what
+    it has: it never decodes a molecule body (DESIGN.md, "Trust boundary"), so each id is its
+    record's key (lossy where the key is not UTF-8) and the SMILES is unknown (empty)."""
     started = time.monotonic()
-    molecules, rejected = decode_all(request)
-    failed = ModelResult(Status.FAILED, {}, error)
-    results = dict.fromkeys(molecules, failed)
-    return encode_all(request, molecules, rejected, results, Maker(model, "", ""), started)
+    limit = request.spec.max_id_length
+    molecules = {
+        i: Molecule((key or b"").decode("utf-8", "replace")[:limit], "")
+        for i, key in enumerate(keys)
+    }
+    results = dict.fromkeys(molecules, ModelResult(Status.FAILED, {}, error))
+    return encode_all(request, molecules, {}, results, Maker(model, "", ""), started)
 
 
 def decode_all(request: WorkRequest) -> tuple[dict[int, Molecule], dict[int, DecodeError]]:
     """The molecules that decode, by index, and why the others do not."""
     molecules: dict[int, Molecule] = {}
     rejected: dict[int, DecodeError] = {}
+    max_id = request.spec.max_id_length
     for i, (value, headers, writer) in enumerate(
         zip(request.values, request.headers, request.writers, strict=True)
     ):
         try:
-            molecules[i] = _decode(value, headers, writer)
+            molecule = _decode(value, headers, writer)
         except DecodeError as exc:
             rejected[i] = exc
+            continue
+        if len(molecule.id) > max_id:
+            rejected[i] = TooLargeError(
+                f"molecule id of {len(molecule.id)} characters: over {max_id}"
+            )
+        else:
+            molecules[i] = molecule
     return molecules, rejected
 
 
@@ -176,7 +194,7 @@ def encode_all(
         statuses[i] = result.status
         datum = {
             "id": molecule.id,
-            "smiles": molecule.smiles,
+            "smiles": molecule.smiles[: spec.max_smiles_length],  # never an over-long copy
             "status": result.status.value,
             "outputs": result.outputs,
             "error": result.error,

@@ -36,6 +36,13 @@ class CorruptBodyError(DecodeError):
     reason = "corrupt_body"
 
 
+class TooLargeError(DecodeError):
+    """Raised when a record, or a part of it (key, headers, molecule id), is larger than its
+    bound: refused before it is decoded further."""
+
+    reason = "too_large"
+
+
 class NoRegistryError(DecodeError):
     """Raised when a value is in Schema Registry framing and no registry is configured."""
 

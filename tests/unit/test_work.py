@@ -13,11 +13,11 @@ from consumer.models.synthetic import SyntheticModel
 from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, compute, fail, pack, unpack
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Status
 from schemas.codec import load_schema
-from schemas.errors import BadMagicError, EmptyRecordError
+from schemas.errors import BadMagicError, EmptyRecordError, TooLargeError
 from schemas.framing import registry_framed
 from schemas.wire import Decoder
 
-SPEC = OutputSpec(partitions=(0, 1, 2), schema_id=None, max_smiles_length=10)
+SPEC = OutputSpec(partitions=(0, 1, 2), schema_id=None, max_smiles_length=10, max_id_length=8)
 
 
 def _request(values: list[bytes | None], headers: list[tuple[tuple[str, bytes], ...]] | None = None,
@@ -105,19 +105,38 @@ def test_a_wrong_count_or_an_unknown_result_type_fails_the_batch() -> None:
         compute(_request([_value(0)]), Odd(), plugin="odd", worker="w")
 
 
-def test_fail_makes_failed_predictions_without_a_worker() -> None:
-    result = fail(_request([_value(0), b""]), "BatchFailedError: boom", model="reference")
-    (prediction,) = [PREDICTION_CODEC.decode(v) for v in _all(result.produced).values()]
-    assert prediction.status is Status.FAILED and prediction.error == "BatchFailedError: boom"
-    assert (prediction.model, prediction.worker) == ("reference", "")
-    assert list(result.rejected) == [1]
+def test_fail_makes_failed_predictions_from_the_keys_without_decoding() -> None:
+    # The second value would not decode, the third is hostile: the consumer reads neither.
+    values: list[bytes | None] = [_value(0), b"", b"\x00\x00\x00\x00\x07" + b"\xff" * 20]
+    keys = [b"m0", None, b"\xffbad-key-and-too-long"]
+    result = fail(_request(values), keys, "BatchFailedError: boom", model="reference")
+    predictions = [PREDICTION_CODEC.decode(v) for v in _all(result.produced).values()]
+    assert sorted(p.id for p in predictions) == ["", "m0", "\ufffdbad-key"]
+    for prediction in predictions:
+        assert prediction.status is Status.FAILED and prediction.error == "BatchFailedError: boom"
+        assert (prediction.model, prediction.worker, prediction.smiles) == ("reference", "", "")
+    assert result.rejected == {} and result.statuses == [Status.FAILED] * 3
+
+
+def test_an_over_long_id_does_not_decode_and_an_over_long_smiles_is_not_copied_whole() -> None:
+    values: list[bytes | None] = [
+        MOLECULE_CODEC.encode(Molecule("m" * 9, "C")),
+        MOLECULE_CODEC.encode(Molecule("m1", "C" * 5000)),
+    ]
+    result = compute(_request(values), SyntheticModel(), plugin="synthetic", worker="w")
+    assert isinstance(result.rejected[0], TooLargeError) and "9 characters" in str(
+        result.rejected[0]
+    )
+    (value,) = _all(result.produced).values()
+    prediction = PREDICTION_CODEC.decode(value)
+    assert prediction.status is Status.INVALID_INPUT and prediction.smiles == "C" * 10
 
 
 def test_registry_framed_values_decode_with_the_writer_sent_along_and_encode_likewise() -> None:
     v1 = load_schema("molecule.v1")
     body = MOLECULE_CODEC.encode_with(v1, {"id": "a", "smiles": "N"})[10:]
     writer = ("schema id 7", v1)
-    spec = OutputSpec(partitions=(0,), schema_id=42, max_smiles_length=10)
+    spec = OutputSpec(partitions=(0,), schema_id=42, max_smiles_length=10, max_id_length=8)
     request = _request([registry_framed(7, body)], writers=[writer], spec=spec)
     result = compute(request, SyntheticModel(), plugin="synthetic", worker="w")
     ((key, value, _),) = result.produced[0]
