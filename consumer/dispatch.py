@@ -197,7 +197,7 @@ class Dispatcher:
                 log.error(
                     "model output not accepted: batch failed", size=len(items), error=str(exc)
                 )
-                return [await self._failed(items, str(exc))]
+                return [await self._failed(items, exc)]
             except WorkerLostError as exc:
                 # A worker computing several batches dies for one of them: the others must
                 # not pay an attempt each (the tries stay bounded all the same).
@@ -214,7 +214,8 @@ class Dispatcher:
                 )
             )
             return parts[0] + parts[1]
-        return [await self._failed(items, f"{type(error).__name__}: {error}")]
+        assert error is not None  # a plan ends in FAIL only after a failed try
+        return [await self._failed(items, error)]
 
     async def _infer_part(
         self, job: Job, items: list[Item], suffix: str, attempts: int
@@ -257,11 +258,11 @@ class Dispatcher:
         self._hooks.batch(replica.name, len(items), elapsed)
         return Computed(items, result)
 
-    async def _failed(self, items: list[Item], error: str) -> Computed:
+    async def _failed(self, items: list[Item], error: Exception) -> Computed:
         """FAILED predictions, made here from the records' keys, for items no worker computed."""
-        keys = [i.key for i in items]
+        keys, text = [i.key for i in items], f"{type(error).__name__}: {error}"
         work = request(items, await self._output_spec())
-        return Computed(items, fail(work, keys, error, model=self._limits.model), error)
+        return Computed(items, fail(work, keys, text, model=self._limits.model), error)
 
 
 def request(items: list[Item], spec: OutputSpec) -> WorkRequest:

@@ -51,7 +51,7 @@ class Computed:
 
     items: list[Item]
     result: WorkResult
-    failed: str | None = None
+    failed: Exception | None = None
     """Why no worker computed them, when none did: their predictions are FAILED and their
     records dead-lettered too."""
 

@@ -32,5 +32,5 @@ class DeadLetterStage(enum.StrEnum):
     """Where a record failed on its way to a prediction (header ``molstream.error.stage``)."""
 
     DECODE = "decode"
-    PREDICT = "predict"
+    MODEL = "model"
     PUBLISH = "publish"

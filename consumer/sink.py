@@ -89,7 +89,7 @@ def _letters(part: Computed) -> list[DeadLetter]:
     letters = [part.items[i].letter(DeadLetterStage.DECODE, exc) for i, exc in rejected.items()]
     if part.failed is not None:
         letters += [
-            item.letter(DeadLetterStage.PREDICT, part.failed)
+            item.letter(DeadLetterStage.MODEL, part.failed)
             for i, item in enumerate(part.items)
             if i not in rejected
         ]

@@ -71,7 +71,7 @@ async def test_poison_molecules_fail_alone_and_the_pool_survives(
     assert sorted(r.key for r in letters) == sorted(p.id.encode() for p in poison)  # type: ignore[attr-defined]
     for record in letters:
         headers = dict(record.headers)  # type: ignore[attr-defined]
-        assert headers["molstream.error.stage"] == b"predict"
+        assert headers["molstream.error.stage"] == b"model"
         assert int(headers["molstream.error.attempts"]) >= settings.max_attempts
         original = MOLECULE_CODEC.decode(record.value)  # type: ignore[attr-defined]
         assert original.smiles in (KILL_MARKER, RAISE_MARKER)
