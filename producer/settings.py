@@ -1,4 +1,4 @@
-"""Settings of ``molstream produce`` and ``molstream results`` that are more than their own
+"""Settings of ``molstream produce``, ``results`` and ``redrive`` that are more than their own
 options: the brokers and the Schema Registry (every field a ``--option`` and a
 ``MOLSTREAM_*`` variable)."""
 
@@ -20,6 +20,14 @@ class ProduceSettings(RegistryWriterSettings, ProducerSettings):
 
 class ResultsSettings(RegistrySettings, KafkaSettings):
     """Brokers and registry of ``molstream results`` (it reads both framings)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOLSTREAM_", extra="forbid", hide_input_in_errors=True
+    )
+
+
+class RedriveSettings(ProducerSettings):
+    """Brokers and producer of ``molstream redrive`` (it copies bytes: no registry needed)."""
 
     model_config = SettingsConfigDict(
         env_prefix="MOLSTREAM_", extra="forbid", hide_input_in_errors=True

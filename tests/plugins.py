@@ -88,3 +88,20 @@ class OverlapModel:
             self._running -= 1
             peak = self._peak
         return [{"concurrent": float(peak)} for _ in smiles]
+
+
+class ChlorineBugModel:
+    """A model with a bug: it raises for any batch with a chlorine (``Cl``) in it, until
+    started with the option ``fixed=yes``."""
+
+    name = "chlorine-bug"
+    version = "1"
+
+    def __init__(self, fixed: str = "no") -> None:
+        self.fixed = fixed == "yes"
+
+    def predict(self, smiles: list[str]) -> list[ModelResult]:
+        """OK for every molecule once fixed, or for batches without chlorine."""
+        if not self.fixed and any("Cl" in s for s in smiles):
+            raise ValueError("chlorine not supported")
+        return [ModelResult(Status.OK, {"length": float(len(s))}) for s in smiles]
