@@ -17,7 +17,7 @@ from producer.publisher import Publisher
 from producer.readers import Format, ReadError, Skipped, detect_format, read_molecules
 from producer.results import prediction_json, read_predictions
 from producer.settings import ProduceSettings, ResultsSettings
-from schemas import Molecule
+from schemas import Molecule, Prediction, Status
 from schemas.cli_options import build_settings, with_settings_options
 from schemas.errors import RegistryError
 
@@ -104,25 +104,40 @@ def results(
     timeout_s: Annotated[
         float, typer.Option(min=0, help="Stop after this long without a new prediction.")
     ] = 10.0,
+    status: Annotated[
+        list[Status] | None, typer.Option(help="Only predictions of this status (repeatable).")
+    ] = None,
+    id: Annotated[
+        list[str] | None,
+        typer.Option("--id", help="Only predictions of this molecule id (repeatable)."),
+    ] = None,
     *,
     given: dict[str, Any],
 ) -> None:
     """Print predictions as JSON lines, every field; undecodable records go to stderr."""
     kafka = build_settings(ResultsSettings, given)
+    statuses, ids = set(status or ()), set(id or ())
+
+    def wanted(prediction: Prediction) -> bool:
+        return (not statuses or prediction.status in statuses) and (not ids or prediction.id in ids)
 
     async def main() -> None:
+        printed = 0
         async for prediction in read_predictions(
             kafka,
             topic=topic,
             from_beginning=from_beginning,
-            max_count=max,
+            max_count=None if statuses or ids else max,  # --max counts what is printed
             timeout_s=timeout_s,
             registry=kafka,
         ):
             if isinstance(prediction, Exception):
                 _err.print(f"[yellow]undecodable record:[/yellow] {prediction}")
-            else:
+            elif wanted(prediction):
                 sys.stdout.write(prediction_json(prediction) + "\n")
+                printed += 1
+                if max is not None and printed >= max:
+                    return
 
     try:
         asyncio.run(main())
