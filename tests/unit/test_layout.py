@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import ast
-import shutil
-import subprocess
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,21 +54,45 @@ def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
     assert list(imported_modules(source)) == ["bench.simulation", "tests.plugins"]
 
 
-@pytest.mark.skipif(shutil.which("duplicates") is None, reason="the duplicates tool is not here")
+BLOCK_LINES = 6
+_THIN = re.compile(r"^[\s()\[\]{},:]*$")
+
+
+def _code_lines(path: Path) -> list[str]:
+    """The lines that carry code, white space folded: no blanks, comments, imports or lone
+    punctuation (what a copied block is made of)."""
+    kept = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = " ".join(raw.split())
+        if _THIN.match(line) or line.startswith(("#", "import ", "from ")):
+            continue
+        kept.append(line)
+    return kept
+
+
+def _blocks(folder: Path) -> dict[tuple[str, ...], Path]:
+    blocks: dict[tuple[str, ...], Path] = {}
+    for path in sorted(folder.rglob("*.py")):
+        lines = _code_lines(path)
+        for i in range(len(lines) - BLOCK_LINES + 1):
+            blocks.setdefault(tuple(lines[i : i + BLOCK_LINES]), path)
+    return blocks
+
+
 def test_bench_and_tests_share_no_block_of_six_lines() -> None:
-    listing = subprocess.run(
-        ["duplicates", "--most", "200", "--seconds", "120"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    ).stdout
-    assert "incomplete:" not in listing, listing
-    shared = [
-        row
-        for row in listing.splitlines()
-        if row.startswith("D")
-        and {side.split("/")[0] for side in row.split()[1:4:2]} == {"bench", "tests"}
-    ]
+    bench, tests = _blocks(ROOT / "bench"), _blocks(ROOT / "tests")
+    shared = sorted(
+        f"{bench[block].relative_to(ROOT)} ~ {tests[block].relative_to(ROOT)}: {block[0]}"
+        for block in bench.keys() & tests.keys()
+    )
     assert shared == []
+
+
+def test_the_block_check_finds_a_copied_block_whatever_its_spacing(tmp_path: Path) -> None:
+    body = [f"value_{i} = compute({i})" for i in range(BLOCK_LINES)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.py").write_text("\n".join(body) + "\n")
+    spaced = "import os\n" + "\n\n".join(f"  {line}   # why" for line in body) + "\n)\n"
+    (tmp_path / "b" / "y.py").write_text(spaced.replace("  # why", ""))
+    assert _blocks(tmp_path / "a").keys() & _blocks(tmp_path / "b").keys()

@@ -77,4 +77,6 @@ async def test_nothing_to_send_returns_at_once() -> None:
     async def send(partition: int, records: list[Produced]) -> None:
         raise AssertionError("not called")
 
-    await Outbox(send).put({0: [], 3: []})
+    # At once: the call completes without suspending even once.
+    with pytest.raises(StopIteration):
+        Outbox(send).put({0: [], 3: []}).send(None)

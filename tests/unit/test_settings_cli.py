@@ -40,7 +40,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def runner() -> CliRunner:
-    return CliRunner()
+    # A fixed width: help text must not depend on the terminal the tests run in.
+    return CliRunner(env={"COLUMNS": "100"})
 
 
 def _flat(text: str) -> str:
