@@ -51,3 +51,15 @@ class IncompatibleSchemaError(DecodeError):
 class RegistryError(Exception):
     """Raised when the Schema Registry refuses a request for good (not a passing outage):
     a schema it rejects as incompatible or invalid, credentials it does not accept."""
+
+
+class RefusedSchemaError(IncompatibleSchemaError):
+    """Raised when a writer schema from the registry breaks a rule of
+    :mod:`schemas.admission` (too large, too deep, recursive, zero-byte items…): no body is
+    decoded with it. ``rule`` names the rule."""
+
+    reason = "refused_schema"
+
+    def __init__(self, source: str, rule: str, detail: str) -> None:
+        super().__init__(f"{source} refused ({rule}): {detail}")
+        self.rule = rule

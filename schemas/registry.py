@@ -3,7 +3,8 @@ event loop.
 
 Every request runs in a thread and is retried with backoff while the registry is away
 (logged, counted through ``on_error``); writer schemas are cached by id and GUID after their
-first fetch, so decoding a record whose schema is known makes no registry call at all.
+first fetch and admitted (:mod:`schemas.admission`) once, so decoding a record whose schema is
+known makes no registry call at all.
 Concurrent fetches of one schema share one request.
 """
 
@@ -23,7 +24,7 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryError,
 )
 
-from schemas.codec import parse_schema
+from schemas.admission import admit
 from schemas.errors import IncompatibleSchemaError, RegistryError, UnknownSchemaError
 from schemas.framing import SchemaRef, describe_ref
 from schemas.registry_settings import RegistrySettings
@@ -87,7 +88,7 @@ class SchemaRegistry:
         self._backoff_max_s = backoff_max_s
         self._client: SchemaRegistryClient | None = None
         self._writers: dict[SchemaRef, dict[str, Any]] = {}
-        self._unusable: dict[SchemaRef, str] = {}  # why a schema cannot be read, per ref
+        self._unusable: dict[SchemaRef, IncompatibleSchemaError] = {}  # why it cannot be read
         self._fetching: dict[SchemaRef, asyncio.Task[dict[str, Any]]] = {}
 
     async def start(self) -> None:
@@ -116,7 +117,7 @@ class SchemaRegistry:
         Raises :class:`IncompatibleSchemaError` for one fetched and found unusable."""
         unusable = self._unusable.get(ref)
         if unusable is not None:
-            raise IncompatibleSchemaError(unusable)
+            raise unusable.with_traceback(None)  # raised again and again: keep no frames
         return self._writers.get(ref)
 
     async def writer_schema(self, ref: SchemaRef) -> dict[str, Any]:
@@ -207,7 +208,7 @@ class SchemaRegistry:
         try:
             parsed = _parse(schema, ref)
         except IncompatibleSchemaError as exc:
-            self._unusable[ref] = str(exc)
+            self._unusable[ref] = exc
             raise
         self._writers[ref] = parsed
         return parsed
@@ -247,7 +248,8 @@ class SchemaRegistry:
 
 
 def _parse(schema: Schema, ref: SchemaRef) -> dict[str, Any]:
-    """A registry's schema as a parsed Avro record schema (not Protobuf, JSON Schema, …)."""
+    """A registry's schema as a parsed, admitted Avro record schema (not Protobuf, JSON
+    Schema, …, nor one :mod:`schemas.admission` refuses)."""
     kind = schema.schema_type or "AVRO"
     if kind != "AVRO":
         raise IncompatibleSchemaError(f"{describe_ref(ref)} is a {kind} schema, not Avro")
@@ -255,9 +257,4 @@ def _parse(schema: Schema, ref: SchemaRef) -> dict[str, Any]:
         raise IncompatibleSchemaError(
             f"{describe_ref(ref)} uses schema references, which molstream does not resolve"
         )
-    try:
-        return parse_schema(schema.schema_str or "")
-    except (ValueError, TypeError, KeyError) as exc:  # json or fastavro: not a usable schema
-        raise IncompatibleSchemaError(
-            f"{describe_ref(ref)} is no Avro record schema: {exc}"
-        ) from exc
+    return admit(schema.schema_str or "", describe_ref(ref))
