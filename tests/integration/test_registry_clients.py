@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -34,12 +33,6 @@ from tests.integration.schema_registry import SchemaRegistryServer
 pytestmark = pytest.mark.integration
 
 WHEN = datetime(2026, 3, 14, 15, 9, 26, 535_000, tzinfo=UTC)
-
-
-@pytest.fixture
-def registry_server() -> Iterator[SchemaRegistryServer]:
-    with SchemaRegistryServer() as server:
-        yield server
 
 
 def _settings(server: SchemaRegistryServer, **extra: Any) -> RegistrySettings:
