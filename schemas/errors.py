@@ -63,3 +63,15 @@ class RefusedSchemaError(IncompatibleSchemaError):
     def __init__(self, source: str, rule: str, detail: str) -> None:
         super().__init__(f"{source} refused ({rule}): {detail}")
         self.rule = rule
+
+
+class RegistryRefusedError(UnknownSchemaError):
+    """Raised when the registry answers a schema fetch with a client error other than
+    "not found" or "unauthorized" (a 400 or 422, say): the record's schema cannot be had."""
+
+    reason = "registry_refused"
+
+
+class RegistryAuthError(RegistryError):
+    """Raised when the registry answers 401 or 403: molstream's credentials are not
+    accepted; no record can be read until an operator fixes the registry settings."""
