@@ -29,6 +29,7 @@ from consumer.ledger import Ledger
 from consumer.reasons import DeadLetterStage
 from consumer.screen import RecordLimits, refusal, size_of
 from schemas import DecodeError
+from schemas.errors import RegistryAuthError
 from schemas.framing import REGISTRY_MAGIC
 from schemas.wire import SchemaPendingError, WriterSchemas
 
@@ -172,6 +173,11 @@ class Intake:
         """A record waiting for its writer schema (in flight, its offset pending)."""
         try:
             item.writer = await self._writers.fetch(item.value, item.headers)
+        except RegistryAuthError:
+            # Not this record's fault: it stays uncommitted while the registry's refusal
+            # ends the process (StreamProcessor watches SchemaRegistry.refused).
+            self._ledger.to_work({item.tp: 1}, -1)
+            return
         except DecodeError as exc:
             self._ledger.to_work({item.tp: 1}, -1)  # the dead letter counts it from now on
             self._reject(item, exc)

@@ -121,6 +121,8 @@ class StreamProcessor(Lifecycle):
             asyncio.create_task(self.pipeline.committer.commit_routine(), name="commit"),
             asyncio.create_task(self.ray_watchdog.watch(), name="ray-watchdog"),
         ]
+        if self.registry is not None:  # credentials refused for a record's schema: exit
+            self._routines.append(asyncio.create_task(self.registry.refused(), name="registry"))
         for routine in self._routines:
             routine.add_done_callback(log_crash)
         log.info(

@@ -58,3 +58,27 @@ class IncompatibleSchemaError(DecodeError):
 class RegistryError(Exception):
     """Raised when the Schema Registry refuses a request for good (not a passing outage):
     a schema it rejects as incompatible or invalid, credentials it does not accept."""
+
+
+class RefusedSchemaError(IncompatibleSchemaError):
+    """Raised when a writer schema from the registry breaks a rule of
+    :mod:`schemas.admission` (too large, too deep, recursive, zero-byte items…): no body is
+    decoded with it. ``rule`` names the rule."""
+
+    reason = "refused_schema"
+
+    def __init__(self, source: str, rule: str, detail: str) -> None:
+        super().__init__(f"{source} refused ({rule}): {detail}")
+        self.rule = rule
+
+
+class RegistryRefusedError(UnknownSchemaError):
+    """Raised when the registry answers a schema fetch with a client error other than
+    "not found" or "unauthorized" (a 400 or 422, say): the record's schema cannot be had."""
+
+    reason = "registry_refused"
+
+
+class RegistryAuthError(RegistryError):
+    """Raised when the registry answers 401 or 403: molstream's credentials are not
+    accepted; no record can be read until an operator fixes the registry settings."""

@@ -3,8 +3,11 @@ event loop.
 
 Every request runs in a thread and is retried with backoff while the registry is away
 (logged, counted through ``on_error``); writer schemas are cached by id and GUID after their
-first fetch, so decoding a record whose schema is known makes no registry call at all.
-Concurrent fetches of one schema share one request.
+first fetch and admitted (:mod:`schemas.admission`) once, so decoding a record whose schema is
+known makes no registry call at all. Concurrent fetches of one schema share one request.
+A schema the registry does not have (or refuses to give) is remembered for
+:data:`MISSING_TTL_S`; credentials it refuses are a :class:`RegistryAuthError`, never waited
+out.
 """
 
 from __future__ import annotations
@@ -23,8 +26,15 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryError,
 )
 
-from schemas.codec import parse_schema
-from schemas.errors import IncompatibleSchemaError, RegistryError, UnknownSchemaError
+from schemas.admission import admit
+from schemas.errors import (
+    DecodeError,
+    IncompatibleSchemaError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryRefusedError,
+    UnknownSchemaError,
+)
 from schemas.framing import SchemaRef, describe_ref
 from schemas.registry_settings import RegistrySettings
 
@@ -36,16 +46,29 @@ COMPATIBILITY = "BACKWARD"
 """What molstream's subjects get unless they have a level of their own: a new schema
 version must read every record written with the previous one."""
 
+MISSING_TTL_S = 60.0
+"""How long an id the registry answered "not found" (or another client error) for stays
+unknown without asking again: records naming it cost one request a minute, not one each,
+and a schema registered meanwhile is found within a minute."""
+
 _NOT_FOUND = 404
+_AUTH_STATUSES = frozenset({401, 403})
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
+_SETTINGS_HINT = (
+    "check --schema-registry-url, --schema-registry-user and MOLSTREAM_SCHEMA_REGISTRY_PASSWORD"
+)
 
 
 class RegistryUnavailableError(RegistryError):
     """Raised when the registry stayed unreachable for longer than the caller would wait."""
 
 
+def _status(exc: Exception) -> int | None:
+    return exc.http_status_code if isinstance(exc, SchemaRegistryError) else None
+
+
 def _not_found(exc: Exception) -> bool:
-    return isinstance(exc, SchemaRegistryError) and exc.http_status_code == _NOT_FOUND
+    return _status(exc) == _NOT_FOUND
 
 
 def _transient(exc: Exception) -> bool:
@@ -68,6 +91,7 @@ class SchemaRegistry:
 
     ``give_up_after_s`` bounds how long a request is retried (for commands a person runs);
     unset, it is retried until it succeeds (for the service, which must lose nothing).
+    ``clock`` dates the "not found" cache; ``client`` makes the client (a fake in tests).
     """
 
     def __init__(
@@ -77,6 +101,8 @@ class SchemaRegistry:
         on_error: Callable[[str], None] = lambda operation: None,
         give_up_after_s: float | None = None,
         backoff_max_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        client: Callable[[dict[str, Any]], SchemaRegistryClient] = SchemaRegistryClient,
     ) -> None:
         if settings.schema_registry_url is None:
             raise ValueError("no --schema-registry-url")
@@ -85,15 +111,20 @@ class SchemaRegistry:
         self._on_error = on_error
         self._give_up_after_s = math.inf if give_up_after_s is None else give_up_after_s
         self._backoff_max_s = backoff_max_s
+        self._clock = clock
+        self._new_client = client
         self._client: SchemaRegistryClient | None = None
         self._writers: dict[SchemaRef, dict[str, Any]] = {}
-        self._unusable: dict[SchemaRef, str] = {}  # why a schema cannot be read, per ref
+        self._unusable: dict[SchemaRef, DecodeError] = {}  # why a schema cannot be read
+        self._missing: dict[SchemaRef, tuple[float, DecodeError]] = {}  # until when, why
+        self._refused: asyncio.Future[None] | None = None
         self._fetching: dict[SchemaRef, asyncio.Task[dict[str, Any]]] = {}
 
     async def start(self) -> None:
         """Create the client (no request yet: see :meth:`prime` and :meth:`register`)."""
         if self._client is None:
-            self._client = SchemaRegistryClient(self._settings.registry_client_conf())
+            self._client = self._new_client(self._settings.registry_client_conf())
+            self._refused = asyncio.get_running_loop().create_future()
 
     async def stop(self) -> None:
         """Cancel fetches in progress and close the client; safe twice."""
@@ -101,6 +132,9 @@ class SchemaRegistry:
             task.cancel()
         await asyncio.gather(*self._fetching.values(), return_exceptions=True)
         client, self._client = self._client, None
+        refused, self._refused = self._refused, None
+        if refused is not None and refused.done():
+            refused.exception()  # seen: it was logged and raised where it happened
         if client is not None:
             client.close()
 
@@ -113,16 +147,31 @@ class SchemaRegistry:
 
     def cached(self, ref: SchemaRef) -> dict[str, Any] | None:
         """The writer schema ``ref`` names if it was fetched before; never a request.
-        Raises :class:`IncompatibleSchemaError` for one fetched and found unusable."""
+        Raises the :class:`DecodeError` of one found unusable, or missing (for a while)."""
         unusable = self._unusable.get(ref)
         if unusable is not None:
-            raise IncompatibleSchemaError(unusable)
+            raise unusable.with_traceback(None)  # raised again and again: keep no frames
+        missing = self._missing.get(ref)
+        if missing is not None:
+            until, error = missing
+            if self._clock() < until:
+                raise error.with_traceback(None)
+            del self._missing[ref]
         return self._writers.get(ref)
+
+    async def refused(self) -> None:
+        """Wait until the registry refuses molstream's credentials for a schema fetch, then
+        raise that :class:`RegistryAuthError` (a routine of the service: it ends the process,
+        since no record naming an unknown schema could be read until the settings change)."""
+        self._started()
+        assert self._refused is not None
+        await asyncio.shield(self._refused)
 
     async def writer_schema(self, ref: SchemaRef) -> dict[str, Any]:
         """The parsed writer schema ``ref`` names, fetched once (waiting while the registry
         is away). Raises :class:`UnknownSchemaError` if the registry does not have it and
-        :class:`IncompatibleSchemaError` if it is no Avro record schema."""
+        :class:`IncompatibleSchemaError` (or :class:`RefusedSchemaError`) if it is no Avro
+        record schema fit to decode with; :class:`RegistryAuthError` on a 401 or 403."""
         known = self.cached(ref)
         if known is not None:
             return known
@@ -142,7 +191,7 @@ class SchemaRegistry:
             latest = await self._call("get_latest_version", client.get_latest_version, subject)
         except SchemaRegistryError as exc:
             if not _not_found(exc):
-                raise RegistryError(f"schema registry {self.url}: {exc}") from exc
+                raise self._refusal(exc) from exc
             log.info("subject has no schema yet", subject=subject)
             return
         refs = [latest.schema_id, None if latest.guid is None else uuid.UUID(latest.guid)]
@@ -171,6 +220,8 @@ class SchemaRegistry:
                 "register", client.register_schema_full_response, subject, Schema(text, "AVRO")
             )
         except SchemaRegistryError as exc:
+            if _status(exc) in _AUTH_STATUSES:
+                raise self._refusal(exc) from exc
             raise RegistryError(
                 f"schema registry {self.url} refused the schema for {subject}: {exc}"
             ) from exc
@@ -196,18 +247,46 @@ class SchemaRegistry:
         else:
             request, arg = client.get_schema, ref
         try:
-            # Only "not found" settles a record's fate: anything else (a 401 after a
-            # credential rotation, say) is waited out, loudly, rather than dead-lettered.
-            schema = await self._call("get_schema", request, arg, retry=lambda e: not _not_found(e))
+            # An outage is waited out (the record is fine, its schema just not at hand); an
+            # answer is not: "no" ends the record (or, for credentials, the process).
+            schema = await self._call("get_schema", request, arg)
         except SchemaRegistryError as exc:
-            raise UnknownSchemaError(f"{describe_ref(ref)} is not in {self.url}") from exc
+            raise self._fetch_failed(ref, exc) from exc
         return self._remember(ref, schema)
+
+    def _fetch_failed(self, ref: SchemaRef, exc: SchemaRegistryError) -> Exception:
+        status = exc.http_status_code
+        if status in _AUTH_STATUSES:
+            refusal = self._refusal(exc)
+            if self._refused is not None and not self._refused.done():  # the first one
+                self._refused.set_exception(refusal)
+            return refusal
+        error: DecodeError
+        if status == _NOT_FOUND:
+            error = UnknownSchemaError(f"{describe_ref(ref)} is not in {self.url}")
+        else:
+            error = RegistryRefusedError(
+                f"schema registry {self.url} refused {describe_ref(ref)}: HTTP {status}: "
+                f"{exc.error_message}"
+            )
+        self._missing[ref] = (self._clock() + MISSING_TTL_S, error)
+        return error
+
+    def _refusal(self, exc: SchemaRegistryError) -> RegistryAuthError | RegistryError:
+        """The error of a refused request: refused credentials named apart, with the
+        settings to check (never their values)."""
+        if exc.http_status_code in _AUTH_STATUSES:
+            return RegistryAuthError(
+                f"schema registry {self.url} refused molstream's credentials "
+                f"(HTTP {exc.http_status_code}): {_SETTINGS_HINT}"
+            )
+        return RegistryError(f"schema registry {self.url}: {exc}")
 
     def _remember(self, ref: SchemaRef, schema: Schema) -> dict[str, Any]:
         try:
             parsed = _parse(schema, ref)
         except IncompatibleSchemaError as exc:
-            self._unusable[ref] = str(exc)
+            self._unusable[ref] = exc
             raise
         self._writers[ref] = parsed
         return parsed
@@ -247,7 +326,8 @@ class SchemaRegistry:
 
 
 def _parse(schema: Schema, ref: SchemaRef) -> dict[str, Any]:
-    """A registry's schema as a parsed Avro record schema (not Protobuf, JSON Schema, …)."""
+    """A registry's schema as a parsed, admitted Avro record schema (not Protobuf, JSON
+    Schema, …, nor one :mod:`schemas.admission` refuses)."""
     kind = schema.schema_type or "AVRO"
     if kind != "AVRO":
         raise IncompatibleSchemaError(f"{describe_ref(ref)} is a {kind} schema, not Avro")
@@ -255,9 +335,4 @@ def _parse(schema: Schema, ref: SchemaRef) -> dict[str, Any]:
         raise IncompatibleSchemaError(
             f"{describe_ref(ref)} uses schema references, which molstream does not resolve"
         )
-    try:
-        return parse_schema(schema.schema_str or "")
-    except (ValueError, TypeError, KeyError) as exc:  # json or fastavro: not a usable schema
-        raise IncompatibleSchemaError(
-            f"{describe_ref(ref)} is no Avro record schema: {exc}"
-        ) from exc
+    return admit(schema.schema_str or "", describe_ref(ref))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,12 +49,6 @@ from tests.integration.schema_registry import SchemaRegistryServer
 from tests.integration.test_cli import molstream
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def registry_server() -> Iterator[SchemaRegistryServer]:
-    with SchemaRegistryServer() as server:
-        yield server
 
 
 def settings_for(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,12 @@ from pydantic import SecretStr
 
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Prediction, Status
 from schemas.codec import schema_text
-from schemas.errors import IncompatibleSchemaError, RegistryError, UnknownSchemaError
+from schemas.errors import (
+    IncompatibleSchemaError,
+    RegistryAuthError,
+    RegistryError,
+    UnknownSchemaError,
+)
 from schemas.framing import VALUE_SCHEMA_ID_HEADER
 from schemas.registry import RegistryUnavailableError, SchemaRegistry
 from schemas.registry_settings import RegistrySettings
@@ -34,12 +38,6 @@ from tests.integration.schema_registry import SchemaRegistryServer
 pytestmark = pytest.mark.integration
 
 WHEN = datetime(2026, 3, 14, 15, 9, 26, 535_000, tzinfo=UTC)
-
-
-@pytest.fixture
-def registry_server() -> Iterator[SchemaRegistryServer]:
-    with SchemaRegistryServer() as server:
-        yield server
 
 
 def _settings(server: SchemaRegistryServer, **extra: Any) -> RegistrySettings:
@@ -181,8 +179,14 @@ async def test_basic_auth_user_and_password_reach_the_registry() -> None:
             server, schema_registry_user="svc", schema_registry_password=SecretStr("wrong")
         )
         async with SchemaRegistry(bad) as registry:
-            with pytest.raises(RegistryError, match="Unauthorized"):
+            with pytest.raises(RegistryAuthError, match=r"credentials \(HTTP 401\)"):
                 await registry.register("molecules-value", MOLECULE_CODEC.text)
+            # A record's schema: refused at once (not waited out), and the service told.
+            refused = asyncio.create_task(registry.refused())
+            with pytest.raises(RegistryAuthError, match="--schema-registry-user"):
+                await asyncio.wait_for(registry.writer_schema(1), 10)
+            with pytest.raises(RegistryAuthError):
+                await asyncio.wait_for(refused, 1)
 
 
 async def test_an_unreachable_registry_is_retried_then_given_up_on() -> None:
