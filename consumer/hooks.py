@@ -63,6 +63,10 @@ class Hooks:
     def registry_error(self, operation: str) -> None:
         """A Schema Registry request failed or timed out and will be retried."""
 
+    def ray_head_error(self, kind: str) -> None:
+        """A probe of the Ray head (GCS) found it ``slow`` (answered late or not in time) or
+        ``unreachable``."""
+
     def pool_state(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
         """Workers by state, the size the pool wants, and total worker-seconds so far."""
 

@@ -28,6 +28,7 @@ _END_TO_END_BUCKETS_S = (*_LATENCY_BUCKETS_S, 600, 1800, 3600, 7200, 14400, 2880
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 POOL_STATES = ("deploying", "ready", "busy", "draining")
 BROKER_OPERATIONS = ("connect", "fetch", "commit", "produce")
+RAY_HEAD_ERROR_KINDS = ("slow", "unreachable")
 
 
 class PrometheusHooks(Hooks):
@@ -112,6 +113,12 @@ class PrometheusHooks(Hooks):
             ["operation"],
             registry=r,
         )
+        self.ray_head_errors_total = Counter(
+            "molstream_ray_head_errors",
+            "Probes of the Ray head (GCS) that found it slow or unreachable.",
+            ["kind"],
+            registry=r,
+        )
 
     def _histograms(self, r: CollectorRegistry) -> None:
         self.batch_size = Histogram(
@@ -145,6 +152,8 @@ class PrometheusHooks(Hooks):
             self.worker_failures_total.labels(reason)
         for operation in BROKER_OPERATIONS:
             self.broker_errors_total.labels(operation)
+        for kind in RAY_HEAD_ERROR_KINDS:
+            self.ray_head_errors_total.labels(kind)
 
     def consumed(self, count: int) -> None:
         self.consumed_total.inc(count)
@@ -178,6 +187,9 @@ class PrometheusHooks(Hooks):
 
     def registry_error(self, operation: str) -> None:
         self.registry_errors_total.labels(operation).inc()
+
+    def ray_head_error(self, kind: str) -> None:
+        self.ray_head_errors_total.labels(kind).inc()
 
     def pool_state(self, by_state: dict[str, int], desired: int, worker_seconds: float) -> None:
         for state in POOL_STATES:

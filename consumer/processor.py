@@ -74,7 +74,7 @@ class StreamProcessor(Lifecycle):
         self.throughput = Throughput(
             completed=lambda: self.ledger.completed, clock=clock, slots=settings.worker_concurrency
         )
-        self.ray_watchdog = RayWatchdog(timeout_s=settings.ray_timeout_s)
+        self.ray_watchdog = RayWatchdog(settings.ray_timeout_s, on_error=hooks.ray_head_error)
         self.consumer = group_consumer(settings)
         self.pipeline = Pipeline.build(
             Wiring(
@@ -226,6 +226,8 @@ class StreamProcessor(Lifecycle):
             assigned=bool(self._started and self.consumer.assignment()),
             workers=sum(n for state, n in counts.items() if state is not ReplicaState.DRAINING),
             scaled_to_zero=self.pool.target == 0,
+            ray_head=self.ray_watchdog.state,
+            ray_answered_s_ago=self.ray_watchdog.answered_s_ago(),
         )
 
     @property

@@ -112,8 +112,9 @@ class ConsumerSettings(InputBounds, RegistryWriterSettings, ProducerSettings):
         30.0,
         gt=0,
         lt=60,
-        description="Ray head (GCS) unreachable this long: commit what is done and exit "
-        "non-zero (below Ray's own 60 s abort).",
+        description="Ray head (GCS) refused or gone for half of this, or answering nothing at "
+        "all for this long: commit what is done and exit non-zero (below Ray's own 60 s "
+        "abort). Slow answers are counted, never an exit.",
     )
     target_drain_s: float = Field(
         60.0, gt=0, description="Autoscaling: how fast a backlog should be cleared."

@@ -80,6 +80,8 @@ class StatusServer(Lifecycle):
         detail = {
             "assigned": health is not None and health.assigned,
             "workers": 0 if health is None else health.workers,
+            "ray_head": None if health is None else health.ray_head,
+            "ray_answered_s_ago": None if health is None else round(health.ray_answered_s_ago, 1),
         }
         return _answer(ok, detail)
 

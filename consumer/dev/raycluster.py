@@ -52,16 +52,24 @@ class LocalCluster(StartStop):
             },
         )
 
-    def add_spot_node(self, num_cpus: int = 1, *, wait: bool = True) -> Any:
-        """Add a one-CPU Spot node (returns Ray's node object, for removal)."""
+    def add_spot_node(self, num_cpus: int = 1, *, spot: int = 1, wait: bool = True) -> Any:
+        """Add a one-CPU Spot node (returns Ray's node object, for removal); ``spot``
+        workers fit on it (one by default)."""
         node = self._cluster.add_node(
             num_cpus=num_cpus,
-            resources={SPOT_RESOURCE: 1},
+            resources={SPOT_RESOURCE: spot},
             node_ip_address="127.0.0.1",
             wait=wait,
         )
         self.spot_nodes.append(node)
         return node
+
+    def gcs_pid(self) -> int:
+        """Process id of the head's GCS server (for tests that stop or kill it)."""
+        from ray._private import ray_constants
+
+        head = self._cluster.head_node
+        return int(head.all_processes[ray_constants.PROCESS_TYPE_GCS_SERVER][0].process.pid)
 
     def remove_node(self, node: Any, *, graceful: bool = False) -> None:
         """Remove a node; hard by default, as a Spot reclaim without notice."""

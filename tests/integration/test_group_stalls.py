@@ -118,13 +118,6 @@ async def test_a_revoke_with_batches_slower_than_the_session_timeout_loses_nothi
     print(f"slow revoke: first {first_did.molecules}, joiner {second_did.molecules} molecules")
 
 
-def _gcs_pid(cluster: LocalCluster) -> int:
-    from ray._private import ray_constants
-
-    head = cluster._cluster.head_node
-    return int(head.all_processes[ray_constants.PROCESS_TYPE_GCS_SERVER][0].process.pid)
-
-
 async def test_a_lost_ray_head_stops_the_consumer_cleanly_and_nothing_is_lost(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -150,7 +143,7 @@ async def test_a_lost_ray_head_stops_the_consumer_cleanly_and_nothing_is_lost(
                 first_cluster.add_spot_node()
             with consumer_process(argv(first_cluster), str(log_path)) as proc:
                 await wait_until(lambda: out.total >= 300, 120, "progress before the kill")
-                os.kill(_gcs_pid(first_cluster), signal.SIGKILL)
+                os.kill(first_cluster.gcs_pid(), signal.SIGKILL)
                 killed = time.monotonic()
                 code = await asyncio.to_thread(proc.wait, ray_timeout_s + 30)
                 took = time.monotonic() - killed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
 
@@ -35,6 +37,15 @@ async def test_health_readiness_and_metrics() -> None:
         assert status == 503 and '"workers": 0' in body  # no worker, and some wanted
         health = Health(polled_s_ago=1.0, assigned=True, workers=1)
         assert (await _get(server.port, "/readyz"))[0] == 200
+        # A slow Ray head is shown, and does not make the consumer unready.
+        health = Health(
+            polled_s_ago=1.0, assigned=True, workers=1, ray_head="slow", ray_answered_s_ago=21.04
+        )
+        status, body = await _get(server.port, "/readyz")
+        assert status == 200, body
+        assert json.loads(body) | {"ray_head": "slow", "ray_answered_s_ago": 21.0} == json.loads(
+            body
+        )
         health = Health(polled_s_ago=0.0, assigned=True, workers=0, scaled_to_zero=True)
         assert (await _get(server.port, "/readyz"))[0] == 200
         health = Health(polled_s_ago=0.0, assigned=False, workers=3)
