@@ -26,7 +26,7 @@ from consumer.ledger import Ledger
 from consumer.output import DeadLetter
 from consumer.pool import ReplicaPool
 from consumer.reasons import DeadLetterStage
-from consumer.retry_plan import Step, Tries, halves, plan
+from consumer.retry_plan import Step, Tries, parts, plan
 from consumer.sink import Sink
 from consumer.throughput import Throughput
 from consumer.work import OutputSpec, WorkRequest, fail
@@ -172,10 +172,22 @@ class Dispatcher:
         structlog.contextvars.bind_contextvars(
             batch_id=str(next(self._batch_ids)), offsets=offset_ranges(items)
         )
+        await self._settle(job, items, Tries(self._limits.max_attempts))
+
+    async def _settle(self, job: Job, items: list[Item], tries: Tries, suffix: str = "") -> None:
+        """Compute ``items`` and publish them; a split part (``suffix``) publishes on its own,
+        so the molecules beside a hanging one do not wait for it to be isolated."""
+        if suffix:  # a part runs in its own task (gather): its log context stays its own
+            parent = structlog.contextvars.get_contextvars().get("batch_id", "")
+            structlog.contextvars.bind_contextvars(
+                batch_id=f"{parent}{suffix}", offsets=offset_ranges(items)
+            )
         try:
-            computed = await self._infer(job, items, Tries(self._limits.max_attempts))
+            computed = await self._infer(job, items, tries)
+            if computed is None:
+                return
             job.publishing = True  # from here on a revoke waits for it
-            await self._sink.publish(computed)
+            await self._sink.publish([computed])
         except Exception as exc:
             # The batch's output could not be made or sent (a record the broker refuses for
             # good): its inputs become dead letters instead, and no revoke may take it back.
@@ -184,47 +196,38 @@ class Dispatcher:
             letters = [item.letter(DeadLetterStage.PUBLISH, exc) for item in items]
             await asyncio.gather(*(self._sink.dead_letter(letter) for letter in letters))
 
-    async def _infer(self, job: Job, items: list[Item], tries: Tries) -> list[Computed]:
-        """Try ``items`` on replicas as the retry plan says; then split, or fail alone."""
+    async def _infer(self, job: Job, items: list[Item], tries: Tries) -> Computed | None:
+        """Try ``items`` as the retry plan says; then fail alone, or split (None: settled)."""
         error: Exception | None = None
         while (step := plan(tries, len(items))) is Step.TRY:
             if error is not None:
                 self._hooks.retry()
             try:
-                return [await self._try(job, items)]
+                return await self._try(job, items)
             except ModelOutputError as exc:
                 # The plugin's bug, not the batch's: trying again or splitting cannot help.
                 log.error(
                     "model output not accepted: batch failed", size=len(items), error=str(exc)
                 )
-                return [await self._failed(items, str(exc))]
+                return await self._failed(items, str(exc))
             except WorkerLostError as exc:
                 # A worker computing several batches dies for one of them: the others must
                 # not pay an attempt each (the tries stay bounded all the same).
-                error, spent = exc, exc.reason.spends_attempt and not exc.shared
+                error, spent, reason = exc, exc.reason.spends_attempt and not exc.shared, exc.reason
             except BatchFailedError as exc:
-                error, spent = exc, True
-            tries = tries.after(spent_attempt=spent)
+                error, spent, reason = exc, True, None
+            tries = tries.after(spent_attempt=spent, reason=reason)
         if step is Step.SPLIT:
             log.warning("splitting a failing batch", size=len(items), error=str(error))
-            parts = await asyncio.gather(
+            # Each part takes the next free slot: with one slot a worker, each its own worker.
+            await asyncio.gather(
                 *(
-                    self._infer_part(job, part, suffix, attempts)
-                    for suffix, part, attempts in halves(items, self._limits.max_attempts)
+                    self._settle(job, part, Tries(attempts), suffix)
+                    for suffix, part, attempts in parts(items, tries, self._limits.max_attempts)
                 )
             )
-            return parts[0] + parts[1]
-        return [await self._failed(items, f"{type(error).__name__}: {error}")]
-
-    async def _infer_part(
-        self, job: Job, items: list[Item], suffix: str, attempts: int
-    ) -> list[Computed]:
-        # Runs in its own task (gather): the sub-batch's log context stays its own.
-        parent = structlog.contextvars.get_contextvars().get("batch_id", "")
-        structlog.contextvars.bind_contextvars(
-            batch_id=f"{parent}{suffix}", offsets=offset_ranges(items)
-        )
-        return await self._infer(job, items, Tries(attempts))
+            return None
+        return await self._failed(items, f"{type(error).__name__}: {error}")
 
     async def _try(self, job: Job, items: list[Item]) -> Computed:
         """One try on the next ready replica slot; raises what the pool raises."""
