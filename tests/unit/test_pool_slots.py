@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from consumer.policy import Occupancy
 from consumer.pool import ReplicaPool
 from consumer.replica import ActorOptions, ActorSpec, Replica, ReplicaState
 from consumer.worker import WorkerInfo
@@ -92,3 +93,19 @@ async def test_a_preempted_nodes_busy_replica_takes_no_new_batch(pool: ReplicaPo
     pool.release(replica)
     assert _state(replica) is ReplicaState.STOPPED
     await pool.stop()
+
+
+async def test_the_pool_tells_busy_slots_and_batches_waiting_for_one(pool: ReplicaPool) -> None:
+    replica = await _ready(pool)
+    assert pool.occupancy() == Occupancy(0, 0, 3)
+    for _ in range(3):
+        await pool.acquire()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    assert pool.occupancy() == Occupancy(3, 2, 3)
+    pool.release(replica)
+    await asyncio.sleep(0.01)
+    assert pool.occupancy() == Occupancy(3, 1, 3)
+    waiting[1].cancel()  # a withdrawn batch waits no more
+    await asyncio.sleep(0.01)
+    assert pool.occupancy() == Occupancy(3, 0, 3)
