@@ -10,6 +10,7 @@ import pytest
 
 from consumer.policy import Occupancy
 from consumer.pool import ReplicaPool
+from consumer.reasons import LossReason
 from consumer.replica import ActorOptions, ActorSpec, Replica, ReplicaState
 from consumer.worker import WorkerInfo
 
@@ -30,15 +31,27 @@ class _Handle:
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> ReplicaPool:
+def fake_actors(monkeypatch: pytest.MonkeyPatch) -> None:
     def spawn(self: ActorSpec, name: str, now: float) -> Replica:
         return Replica(name=name, handle=_Handle(name), created_at=now, slots=self.concurrency)
 
     monkeypatch.setattr(ActorSpec, "spawn", spawn)
     monkeypatch.setattr("consumer.pool.kill", lambda replica: None)
+
+
+def _pool(target: int, concurrency: int) -> ReplicaPool:
     return ReplicaPool(
-        model="synthetic", model_options={}, actor_options=ActorOptions(), target=1, concurrency=3
+        model="synthetic",
+        model_options={},
+        actor_options=ActorOptions(),
+        target=target,
+        concurrency=concurrency,
     )
+
+
+@pytest.fixture
+def pool(fake_actors: None) -> ReplicaPool:
+    return _pool(target=1, concurrency=3)
 
 
 def _state(replica: Replica) -> ReplicaState:
@@ -109,3 +122,23 @@ async def test_the_pool_tells_busy_slots_and_batches_waiting_for_one(pool: Repli
     waiting[1].cancel()  # a withdrawn batch waits no more
     await asyncio.sleep(0.01)
     assert pool.occupancy() == Occupancy(3, 0, 3)
+
+
+async def test_parts_waiting_take_different_workers_never_the_lost_ones_slot(
+    fake_actors: None,
+) -> None:
+    """With one slot a worker (the default), the parts of a split batch waiting for slots each
+    take the next one freed or deployed: a worker lost to a timeout gives none back."""
+    pool = _pool(target=2, concurrency=1)
+    await pool.start()
+    for _ in range(100):
+        if pool.counts()[ReplicaState.READY] == 2:
+            break
+        await asyncio.sleep(0)
+    hung, other = await pool.acquire(), await pool.acquire()
+    parts = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    pool.lose(hung, LossReason.TIMEOUT)  # replaced in the background
+    pool.release(other)
+    taken = await asyncio.wait_for(asyncio.gather(*parts), 1)
+    assert hung not in taken and len(set(map(id, taken))) == 2, "two workers, not one twice"
+    await pool.stop()
