@@ -1,8 +1,10 @@
 """The free slots of a pool's replicas, and the batches waiting for one.
 
-One entry per free slot, in the order they became free: a batch takes the first, so work
-starts on the first replica Ray places and spreads to each one that arrives later. Entries of
-a replica gone or draining since are stale and skipped. How many batches wait tells the
+One entry per free slot. A batch takes a slot of the least busy replica among the free ones
+(the first freed of those), so work starts on the first replica Ray places and spreads to each
+one that arrives later, and batches taken together (the parts of a split batch) go to
+different replicas when several have a free slot, even with several slots each. Entries of a
+replica gone or draining since are stale and dropped. How many batches wait tells the
 autoscaler that work is queued behind busy workers, whatever the lag reads.
 """
 
@@ -11,6 +13,9 @@ from __future__ import annotations
 import asyncio
 
 from consumer.replica import Replica, ReplicaState
+
+LOOKAHEAD = 64
+"""Free slots compared per take, at most: a bound on the work of a take in an idle big pool."""
 
 
 class Slots:
@@ -30,14 +35,22 @@ class Slots:
         self._free.put_nowait(replica)
 
     async def take(self) -> Replica:
-        """Wait for a free slot of a ready or busy replica and take it."""
+        """Wait for a free slot of a ready or busy replica and take the least busy one's."""
         self._waiting += 1
         try:
             while True:
-                replica = await self._free.get()
-                if replica.state in (ReplicaState.READY, ReplicaState.BUSY):
-                    replica.busy += 1
-                    replica.state = ReplicaState.BUSY
-                    return replica
+                free = [await self._free.get()]
+                while not self._free.empty() and len(free) < LOOKAHEAD:
+                    free.append(self._free.get_nowait())
+                live = [r for r in free if r.state in (ReplicaState.READY, ReplicaState.BUSY)]
+                if not live:
+                    continue
+                replica = min(live, key=lambda r: r.busy)  # the first freed of the least busy
+                live.remove(replica)
+                for other in live:
+                    self._free.put_nowait(other)
+                replica.busy += 1
+                replica.state = ReplicaState.BUSY
+                return replica
         finally:
             self._waiting -= 1

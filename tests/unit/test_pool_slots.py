@@ -142,3 +142,19 @@ async def test_parts_waiting_take_different_workers_never_the_lost_ones_slot(
     taken = await asyncio.wait_for(asyncio.gather(*parts), 1)
     assert hung not in taken and len(set(map(id, taken))) == 2, "two workers, not one twice"
     await pool.stop()
+
+
+async def test_batches_taken_together_go_to_different_multi_slot_workers(
+    fake_actors: None,
+) -> None:
+    pool = _pool(target=2, concurrency=3)
+    await pool.start()
+    for _ in range(100):
+        if pool.counts()[ReplicaState.READY] == 2:
+            break
+        await asyncio.sleep(0)
+    first, second = await pool.acquire(), await pool.acquire()
+    assert first is not second, "the least busy replica's slot, not the same one's next"
+    third = await pool.acquire()
+    assert {first.busy, second.busy} == {1, 2} and third in (first, second)
+    await pool.stop()
