@@ -54,16 +54,20 @@ def pool(fake_actors: None) -> ReplicaPool:
     return _pool(target=1, concurrency=3)
 
 
+async def _all_ready(pool: ReplicaPool, count: int) -> None:
+    await pool.start()
+    for _ in range(100):
+        if pool.counts()[ReplicaState.READY] == count:
+            return
+        await asyncio.sleep(0)
+
+
 def _state(replica: Replica) -> ReplicaState:
     return replica.state  # read afresh (mypy would narrow the attribute)
 
 
 async def _ready(pool: ReplicaPool) -> Replica:
-    await pool.start()
-    for _ in range(100):
-        if pool.counts()[ReplicaState.READY]:
-            break
-        await asyncio.sleep(0)
+    await _all_ready(pool, 1)
     (replica,) = pool.workers()
     return replica
 
@@ -130,11 +134,7 @@ async def test_parts_waiting_take_different_workers_never_the_lost_ones_slot(
     """With one slot a worker (the default), the parts of a split batch waiting for slots each
     take the next one freed or deployed: a worker lost to a timeout gives none back."""
     pool = _pool(target=2, concurrency=1)
-    await pool.start()
-    for _ in range(100):
-        if pool.counts()[ReplicaState.READY] == 2:
-            break
-        await asyncio.sleep(0)
+    await _all_ready(pool, 2)
     hung, other = await pool.acquire(), await pool.acquire()
     parts = [asyncio.create_task(pool.acquire()) for _ in range(2)]
     pool.lose(hung, LossReason.TIMEOUT)  # replaced in the background
@@ -148,11 +148,7 @@ async def test_batches_taken_together_go_to_different_multi_slot_workers(
     fake_actors: None,
 ) -> None:
     pool = _pool(target=2, concurrency=3)
-    await pool.start()
-    for _ in range(100):
-        if pool.counts()[ReplicaState.READY] == 2:
-            break
-        await asyncio.sleep(0)
+    await _all_ready(pool, 2)
     first, second = await pool.acquire(), await pool.acquire()
     assert first is not second, "the least busy replica's slot, not the same one's next"
     third = await pool.acquire()
