@@ -35,6 +35,7 @@ from producer.readers import read_molecules
 from producer.results import read_predictions
 from schemas import DecodeError, Molecule, Prediction, Status
 from schemas.kafka import KafkaSettings, ProducerSettings
+from schemas.registry_settings import RegistrySettings
 
 if TYPE_CHECKING:
     from consumer.processor import StreamProcessor
@@ -391,9 +392,12 @@ async def wait_until(
 class OutputWatcher:
     """Reads an output topic in the background and counts predictions per id."""
 
-    def __init__(self, bootstrap: str, topic: str = "predictions") -> None:
+    def __init__(
+        self, bootstrap: str, topic: str = "predictions", registry_url: str | None = None
+    ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
+        self._registry = RegistrySettings(schema_registry_url=registry_url)
         self.ids: Counter[str] = Counter()
         self.predictions: list[Prediction] = []
         self._task: asyncio.Task[None] | None = None
@@ -429,6 +433,7 @@ class OutputWatcher:
             KafkaSettings(bootstrap_servers=self._bootstrap),
             topic=self._topic,
             timeout_s=float("inf"),
+            registry=self._registry,
         ):
             assert not isinstance(p, DecodeError), p
             self.ids[p.id] += 1

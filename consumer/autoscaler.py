@@ -1,11 +1,12 @@
 """The scaling loop: reads lag and capacity, asks the policy, acts on the pool and on Ray.
 
 Every ``interval_s``: lag per partition (end offsets minus committed), the measured rate per
-worker and start-up time go into :func:`consumer.policy.decide`; the pool is resized to its
-answer and Ray's autoscaler is told the bundles wanted so Spot nodes are provisioned and
-released: as this consumer's share of the cluster's one request (:mod:`consumer.capacity`),
-which other consumers on the cluster add to. Nodes that Ray marks DRAINING (a preemption
-notice) stop getting batches. Metrics are reported through the hooks.
+worker, start-up time and the pool's occupancy (batches waiting for a slot) go into
+:func:`consumer.policy.decide`; the pool is resized to its answer and Ray's autoscaler is
+told the bundles wanted so Spot nodes are provisioned and released: as this consumer's share
+of the cluster's one request (:mod:`consumer.capacity`), which other consumers on the cluster
+add to. Nodes that Ray marks DRAINING (a preemption notice) stop getting batches. Metrics
+are reported through the hooks.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class Autoscaler(Lifecycle):
             rate_per_worker=self._throughput.rate_per_replica(),
             startup_s=self._pool.startup_s() or 0.0,
             completed_per_s=self._throughput.completed_per_s(),
+            occupancy=self._pool.occupancy(),
         )
         previous = self.state.desired
         self.state = decide(ctx, self.state, self._config)
@@ -153,6 +155,8 @@ class Autoscaler(Lifecycle):
                 previous=previous,
                 lag=ctx.lag,
                 rate_per_worker=ctx.rate_per_worker,
+                busy_slots=ctx.occupancy.busy_slots,
+                waiting_batches=ctx.occupancy.waiting,
             )
         self._pool.resize(self.state.desired)
         await self._drain_preempted()

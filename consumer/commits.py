@@ -102,7 +102,8 @@ class LagReader:
         self._timeout_s = broker_timeout_s
 
     async def lag(self) -> dict[tuple[str, int], int]:
-        """End offset minus the last commit, per assigned partition."""
+        """End offset (the larger of ListOffsets and the last fetch's high watermark) minus
+        the last commit, per assigned partition."""
         consumer = self._consumer()
         assigned = list(consumer.assignment())
         if not assigned:
@@ -115,8 +116,11 @@ class LagReader:
             if state.committed is None and state.lag_base is None:
                 state.lag_base = await self._group_offset(consumer, tp)
             base = state.committed if state.committed is not None else state.lag_base or 0
-            # Some brokers (Tansu) report a low end offset; what we hold is lag all the same.
-            lags[(tp.topic, tp.partition)] = max(ends[tp] - base, len(state.pending), 0)
+            # Some brokers (Tansu 0.6) answer ListOffsets with the last record batch's base
+            # offset + 1, while their fetches report the right high watermark (None before
+            # one); what we hold is lag all the same.
+            end = max(ends[tp], consumer.highwater(tp) or 0)
+            lags[(tp.topic, tp.partition)] = max(end - base, len(state.pending), 0)
         self._report(lags, consumer.assignment())  # a revoke may have come meanwhile
         return lags
 

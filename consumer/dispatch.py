@@ -22,11 +22,12 @@ from aiokafka import TopicPartition
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.hooks import Hooks
 from consumer.items import Computed, Item, offset_ranges
+from consumer.jobs import Job, Jobs
 from consumer.ledger import Ledger
 from consumer.output import DeadLetter
 from consumer.pool import ReplicaPool
 from consumer.reasons import DeadLetterStage
-from consumer.retry_plan import Step, Tries, halves, plan
+from consumer.retry_plan import Step, Tries, parts, plan
 from consumer.sink import Sink
 from consumer.throughput import Throughput
 from consumer.work import OutputSpec, WorkRequest, fail
@@ -35,22 +36,6 @@ log = structlog.get_logger(__name__)
 
 DRAIN_RECHECK_S = 0.2
 """How often a drain looks again for jobs that became withdrawable (a replica lost)."""
-
-
-@dataclass(eq=False, slots=True)
-class Job:
-    """One dispatched batch and what a revoke needs to know of it."""
-
-    items: list[Item]
-    task: asyncio.Task[None] | None = None
-    computing: int = 0
-    """Sub-batches of it on a replica right now."""
-    publishing: bool = False
-
-    @property
-    def withdrawable(self) -> bool:
-        """No replica computes it and nothing of it is produced yet: it may go unproduced."""
-        return self.computing == 0 and not self.publishing
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +71,7 @@ class Dispatcher:
         self._hooks = hooks
         self._limits = limits
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._jobs: set[Job] = set()
+        self._jobs = Jobs(on_done=ledger.progress.set)
         self._batch_ids = itertools.count(1)
 
     def dispatch(self, batch: list[Item] | None) -> None:
@@ -96,9 +80,7 @@ class Dispatcher:
             return
         self._ledger.to_work(Counter(item.tp for item in batch))
         job = Job(batch)
-        job.task = self.spawn(self._batch_routine(job))
-        self._jobs.add(job)
-        job.task.add_done_callback(lambda _: self._jobs.discard(job))
+        self._jobs.start(job, self._batch_routine(job))
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Send a dead letter in the background (its record at work until acknowledged)."""
@@ -107,15 +89,7 @@ class Dispatcher:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coro`` as a tracked task: drains wait for it, its crash is logged."""
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._ledger.progress.set()
-        log_crash(task)
+        return self._jobs.spawn(coro)
 
     def withdraw(self, partitions: set[TopicPartition] | None = None) -> int:
         """Cancel the jobs of ``partitions`` (all when None) that no replica has started.
@@ -124,12 +98,7 @@ class Dispatcher:
         records of other partitions are dispatched again. Returns the records dropped.
         """
         dropped = 0
-        for job in [j for j in self._jobs if j.withdrawable and j.task and not j.task.done()]:
-            if partitions is not None and not any(i.tp in partitions for i in job.items):
-                continue
-            assert job.task is not None
-            job.task.cancel()
-            self._jobs.discard(job)
+        for job in self._jobs.withdraw(partitions):
             self._ledger.to_work(Counter(item.tp for item in job.items), -1)
             kept = [i for i in job.items if partitions is not None and i.tp not in partitions]
             gone = [(i.tp, i.offset) for i in job.items if partitions is None or i.tp in partitions]
@@ -145,7 +114,7 @@ class Dispatcher:
         deadline = self._clock() + timeout_s
 
         def busy() -> bool:
-            return bool(self._tasks) if partitions is None else self._ledger.working(partitions)
+            return bool(self._jobs) if partitions is None else self._ledger.working(partitions)
 
         withdrawn = 0
         while True:
@@ -161,9 +130,7 @@ class Dispatcher:
         if busy():
             log.warning("in-flight work not finished in time", timeout_s=timeout_s)
             if partitions is None:
-                for task in list(self._tasks):
-                    task.cancel()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._jobs.cancel_all()
         return withdrawn
 
     async def _batch_routine(self, job: Job) -> None:
@@ -172,10 +139,22 @@ class Dispatcher:
         structlog.contextvars.bind_contextvars(
             batch_id=str(next(self._batch_ids)), offsets=offset_ranges(items)
         )
+        await self._settle(job, items, Tries(self._limits.max_attempts))
+
+    async def _settle(self, job: Job, items: list[Item], tries: Tries, suffix: str = "") -> None:
+        """Compute ``items`` and publish them; a split part (``suffix``) publishes on its own,
+        so the molecules beside a hanging one do not wait for it to be isolated."""
+        if suffix:  # a part runs in its own task (gather): its log context stays its own
+            parent = structlog.contextvars.get_contextvars().get("batch_id", "")
+            structlog.contextvars.bind_contextvars(
+                batch_id=f"{parent}{suffix}", offsets=offset_ranges(items)
+            )
         try:
-            computed = await self._infer(job, items, Tries(self._limits.max_attempts))
+            computed = await self._infer(job, items, tries)
+            if computed is None:
+                return
             job.publishing = True  # from here on a revoke waits for it
-            await self._sink.publish(computed)
+            await self._sink.publish([computed])
         except Exception as exc:
             # The batch's output could not be made or sent (a record the broker refuses for
             # good): its inputs become dead letters instead, and no revoke may take it back.
@@ -184,48 +163,39 @@ class Dispatcher:
             letters = [item.letter(DeadLetterStage.PUBLISH, exc) for item in items]
             await asyncio.gather(*(self._sink.dead_letter(letter) for letter in letters))
 
-    async def _infer(self, job: Job, items: list[Item], tries: Tries) -> list[Computed]:
-        """Try ``items`` on replicas as the retry plan says; then split, or fail alone."""
+    async def _infer(self, job: Job, items: list[Item], tries: Tries) -> Computed | None:
+        """Try ``items`` as the retry plan says; then fail alone, or split (None: settled)."""
         error: Exception | None = None
         while (step := plan(tries, len(items))) is Step.TRY:
             if error is not None:
                 self._hooks.retry()
             try:
-                return [await self._try(job, items)]
+                return await self._try(job, items)
             except ModelOutputError as exc:
                 # The plugin's bug, not the batch's: trying again or splitting cannot help.
                 log.error(
                     "model output not accepted: batch failed", size=len(items), error=str(exc)
                 )
-                return [await self._failed(items, exc)]
+                return await self._failed(items, exc)
             except WorkerLostError as exc:
                 # A worker computing several batches dies for one of them: the others must
                 # not pay an attempt each (the tries stay bounded all the same).
-                error, spent = exc, exc.reason.spends_attempt and not exc.shared
+                error, spent, reason = exc, exc.reason.spends_attempt and not exc.shared, exc.reason
             except BatchFailedError as exc:
-                error, spent = exc, True
-            tries = tries.after(spent_attempt=spent)
+                error, spent, reason = exc, True, None
+            tries = tries.after(spent_attempt=spent, reason=reason)
         if step is Step.SPLIT:
             log.warning("splitting a failing batch", size=len(items), error=str(error))
-            parts = await asyncio.gather(
+            # Each part takes the next free slot: with one slot a worker, each its own worker.
+            await asyncio.gather(
                 *(
-                    self._infer_part(job, part, suffix, attempts)
-                    for suffix, part, attempts in halves(items, self._limits.max_attempts)
+                    self._settle(job, part, Tries(attempts), suffix)
+                    for suffix, part, attempts in parts(items, tries, self._limits.max_attempts)
                 )
             )
-            return parts[0] + parts[1]
+            return None
         assert error is not None  # a plan ends in FAIL only after a failed try
-        return [await self._failed(items, error)]
-
-    async def _infer_part(
-        self, job: Job, items: list[Item], suffix: str, attempts: int
-    ) -> list[Computed]:
-        # Runs in its own task (gather): the sub-batch's log context stays its own.
-        parent = structlog.contextvars.get_contextvars().get("batch_id", "")
-        structlog.contextvars.bind_contextvars(
-            batch_id=f"{parent}{suffix}", offsets=offset_ranges(items)
-        )
-        return await self._infer(job, items, Tries(attempts))
+        return await self._failed(items, error)
 
     async def _try(self, job: Job, items: list[Item]) -> Computed:
         """One try on the next ready replica slot; raises what the pool raises."""
@@ -279,9 +249,3 @@ def request(items: list[Item], spec: OutputSpec) -> WorkRequest:
         attempts=max(i.attempts for i in items),
         spec=spec,
     )
-
-
-def log_crash(task: asyncio.Task[None]) -> None:
-    """Say loudly when a task ended by an exception (a routine should run until cancelled)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("task died", task=task.get_name(), error=repr(task.exception()))

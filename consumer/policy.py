@@ -31,6 +31,24 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Occupancy:
+    """The pool's slots at one moment: those computing a batch, and batches waiting for one."""
+
+    busy_slots: int = 0
+    waiting: int = 0
+    slots_per_worker: int = 1
+
+    def workers(self) -> int:
+        """Workers the batches on a slot or waiting for one fill, when some wait (every
+        slot is taken); 0 when none waits. Each is a batch of real work, so this is capped
+        by the work whatever the lag reads: a stuck worker's batch and the batches queued
+        behind it ask for workers even before any batch completed."""
+        if self.waiting <= 0:
+            return 0
+        return math.ceil((max(self.busy_slots, 0) + self.waiting) / max(self.slots_per_worker, 1))
+
+
+@dataclass(frozen=True, slots=True)
 class ScalingContext:
     """What the loop observed at ``now``."""
 
@@ -43,6 +61,8 @@ class ScalingContext:
     """Smoothed time from deploying a worker to its being ready."""
     completed_per_s: float = 0.0
     """Smoothed records finished per second by the whole pool (what it absorbs now)."""
+    occupancy: Occupancy = Occupancy()
+    """The pool's slots now: work waiting behind busy workers counts toward the size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +123,8 @@ def decide(ctx: ScalingContext, state: PolicyState, cfg: PolicyConfig) -> Policy
         trend = (1 - weight) * trend + weight * sample
         if not math.isfinite(trend):
             trend = state.lag_trend
-    target = min(cfg.max_workers, max(cfg.min_workers, wanted(ctx, cfg, trend)))
+    want = max(wanted(ctx, cfg, trend), ctx.occupancy.workers())
+    target = min(cfg.max_workers, max(cfg.min_workers, want))
     nxt = replace(state, lag=ctx.lag, at=ctx.now, lag_trend=trend)
     if target == state.desired:
         return replace(nxt, proposal=None, proposed_at=None)

@@ -1,9 +1,8 @@
 """The pool of replicas: Ray actors holding the model, that join as Ray places them.
 
 States: deploying → ready ⇄ busy → (dead | draining → stopped). A replica has ``slots``
-(``--worker-concurrency``): batches it computes at once. Free slots wait in an
-``asyncio.Queue``, one entry each; a batch takes the first free one, so work starts on the
-first replica Ray places and spreads to each one that arrives later. The pool keeps
+(``--worker-concurrency``): batches it computes at once; free ones wait in
+:class:`~consumer.slots.Slots`, taken first come first served. The pool keeps
 ``target`` replicas alive: a lost one is replaced in the background, where capacity exists.
 """
 
@@ -20,6 +19,7 @@ from ray.exceptions import RayError
 
 from consumer.errors import WorkerLostError
 from consumer.lifecycle import Lifecycle
+from consumer.policy import Occupancy
 from consumer.reasons import LossReason
 from consumer.replica import (
     GONE,
@@ -33,6 +33,7 @@ from consumer.replica import (
     kill,
 )
 from consumer.settings import ConsumerSettings
+from consumer.slots import Slots
 from consumer.work import WorkRequest, WorkResult
 from consumer.worker import WorkerInfo
 
@@ -64,7 +65,7 @@ class ReplicaPool(Lifecycle):
         self._deploy_retry_s = deploy_retry_s
         self._clock = clock
         self._workers: list[Replica] = []
-        self._ready: asyncio.Queue[Replica] = asyncio.Queue()
+        self._slots = Slots()
         self._lifetimes = Lifetimes(clock)
         self._started = False
         self._deploy_failures = 0
@@ -117,13 +118,12 @@ class ReplicaPool(Lifecycle):
 
     async def acquire(self) -> Replica:
         """Wait for a free slot of a ready or busy replica and take it."""
-        while True:
-            worker = await self._ready.get()
-            # An entry of a replica gone or draining since is stale: skip it.
-            if worker.state in (ReplicaState.READY, ReplicaState.BUSY):
-                worker.busy += 1
-                worker.state = ReplicaState.BUSY
-                return worker
+        return await self._slots.take()
+
+    def occupancy(self) -> Occupancy:
+        """Slots computing a batch now, and batches waiting for a free one."""
+        busy = sum(w.busy for w in self._workers)
+        return Occupancy(busy, self._slots.waiting, self._spec.concurrency)
 
     def release(self, worker: Replica) -> None:
         """Give a slot back after a batch; a draining or surplus replica stops once idle."""
@@ -138,7 +138,7 @@ class ReplicaPool(Lifecycle):
             return
         if worker.busy == 0:
             worker.state = ReplicaState.READY
-        self._ready.put_nowait(worker)
+        self._slots.put(worker)
 
     async def process(
         self, replica: Replica, request: WorkRequest, *, timeout_s: float
@@ -227,7 +227,7 @@ class ReplicaPool(Lifecycle):
                  after_s=round(after_s, 3))  # fmt: skip
         self._on_ready(info)
         for _ in range(worker.slots):
-            self._ready.put_nowait(worker)
+            self._slots.put(worker)
 
     def _end(self, worker: Replica, state: ReplicaState) -> None:
         if worker.state in GONE:

@@ -22,9 +22,9 @@ from aiokafka import TopicPartition
 from consumer import ray_runtime
 from consumer.autoscaler import Autoscaler
 from consumer.connect import group_consumer, until_connected
-from consumer.dispatch import log_crash
 from consumer.health import Health
 from consumer.hooks import Hooks
+from consumer.jobs import log_crash
 from consumer.ledger import Ledger
 from consumer.lifecycle import Lifecycle
 from consumer.models import resolve_model_class

@@ -20,6 +20,7 @@ from consumer.policy import (
     MIN_RATE_PER_S,
     TREND_TIME_CONSTANT_S,
     Ewma,
+    Occupancy,
     PolicyConfig,
     PolicyState,
     ScalingContext,
@@ -29,6 +30,7 @@ from consumer.policy import (
 )
 
 UP_S = 5.0
+IDLE = Occupancy()
 DOWN_S = 30.0
 
 
@@ -68,6 +70,7 @@ class Sim:
         rate: float | None = None,
         startup_s: float = 0.0,
         completed_per_s: float = 0.0,
+        occupancy: Occupancy = IDLE,
         dt: float = 1.0,
     ) -> int:
         """Decide at ``now``, then advance the clock by ``dt``; returns the new desired."""
@@ -77,6 +80,7 @@ class Sim:
             rate_per_worker=rate,
             startup_s=startup_s,
             completed_per_s=completed_per_s,
+            occupancy=occupancy,
         )
         self.state = decide(ctx, self.state, self.cfg)
         self.history.append((self.now, self.state.desired))
@@ -548,3 +552,47 @@ def test_a_decayed_absorption_rate_lets_the_pool_reach_zero() -> None:
         state = decide(ctx, state, cfg)
     assert rate.value is not None and 0 < rate.value < MIN_RATE_PER_S
     assert state.desired == 0
+
+
+# --- work waiting behind busy workers ---------------------------------------------------------
+
+
+def test_work_waiting_behind_busy_workers_grows_the_pool_whatever_the_lag_reads() -> None:
+    # A batch hangs the only worker; the rate measured before says one worker drains the lag
+    # in no time, and the lag reads low (a broker's stale end offset): the waiting batches
+    # ask for workers all the same.
+    sim = Sim(_cfg(min_workers=1, max_workers=4), PolicyState(desired=1))
+    assert sim.tick(5, rate=1000.0) == 1
+    stuck = Occupancy(busy_slots=1, waiting=6)
+    desired = [sim.tick(5, rate=1000.0, occupancy=stuck) for _ in range(10)]
+    assert desired[: int(UP_S)] == [1] * int(UP_S)  # the upscale delay still applies
+    assert desired[-1] == 4  # capped by max_workers
+
+
+@pytest.mark.parametrize("rate", [None, 1000.0])
+def test_waiting_batches_count_before_any_batch_completed(rate: float | None) -> None:
+    sim = Sim(_cfg(min_workers=1, max_workers=10, upscale_delay_s=0.0), PolicyState(desired=1))
+    assert sim.tick(0, rate=rate, occupancy=Occupancy(busy_slots=1, waiting=2)) == 3
+
+
+def test_occupancy_counts_replicas_worth_and_nothing_when_none_waits() -> None:
+    assert Occupancy(busy_slots=4, waiting=0).workers() == 0
+    assert Occupancy(busy_slots=4, waiting=3, slots_per_worker=2).workers() == 4
+    assert Occupancy(busy_slots=0, waiting=1, slots_per_worker=8).workers() == 1
+
+
+@given(
+    busy=st.integers(0, 50),
+    waiting=st.integers(0, 50),
+    slots=st.integers(1, 8),
+    lag=st.integers(0, 10**5),
+    rate=st.none() | st.floats(min_value=1e-6, max_value=1e6),
+    hi=st.integers(1, 20),
+)
+def test_occupancy_never_takes_the_pool_past_max_workers(
+    busy: int, waiting: int, slots: int, lag: int, rate: float | None, hi: int
+) -> None:
+    sim = Sim(_cfg(min_workers=1, max_workers=hi, upscale_delay_s=0.0), PolicyState(desired=1))
+    occupancy = Occupancy(busy, waiting, slots)
+    desired = sim.tick(lag, rate=rate, occupancy=occupancy)
+    assert min(hi, occupancy.workers()) <= desired <= hi

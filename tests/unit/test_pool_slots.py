@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from consumer.policy import Occupancy
 from consumer.pool import ReplicaPool
+from consumer.reasons import LossReason
 from consumer.replica import ActorOptions, ActorSpec, Replica, ReplicaState
 from consumer.worker import WorkerInfo
 
@@ -29,15 +31,35 @@ class _Handle:
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> ReplicaPool:
+def fake_actors(monkeypatch: pytest.MonkeyPatch) -> None:
     def spawn(self: ActorSpec, name: str, now: float) -> Replica:
         return Replica(name=name, handle=_Handle(name), created_at=now, slots=self.concurrency)
 
     monkeypatch.setattr(ActorSpec, "spawn", spawn)
     monkeypatch.setattr("consumer.pool.kill", lambda replica: None)
+
+
+def _pool(target: int, concurrency: int) -> ReplicaPool:
     return ReplicaPool(
-        model="synthetic", model_options={}, actor_options=ActorOptions(), target=1, concurrency=3
+        model="synthetic",
+        model_options={},
+        actor_options=ActorOptions(),
+        target=target,
+        concurrency=concurrency,
     )
+
+
+@pytest.fixture
+def pool(fake_actors: None) -> ReplicaPool:
+    return _pool(target=1, concurrency=3)
+
+
+async def _all_ready(pool: ReplicaPool, count: int) -> None:
+    await pool.start()
+    for _ in range(100):
+        if pool.counts()[ReplicaState.READY] == count:
+            return
+        await asyncio.sleep(0)
 
 
 def _state(replica: Replica) -> ReplicaState:
@@ -45,11 +67,7 @@ def _state(replica: Replica) -> ReplicaState:
 
 
 async def _ready(pool: ReplicaPool) -> Replica:
-    await pool.start()
-    for _ in range(100):
-        if pool.counts()[ReplicaState.READY]:
-            break
-        await asyncio.sleep(0)
+    await _all_ready(pool, 1)
     (replica,) = pool.workers()
     return replica
 
@@ -91,4 +109,48 @@ async def test_a_preempted_nodes_busy_replica_takes_no_new_batch(pool: ReplicaPo
     assert other is not replica, "its free slots are not handed out; a replacement's are"
     pool.release(replica)
     assert _state(replica) is ReplicaState.STOPPED
+    await pool.stop()
+
+
+async def test_the_pool_tells_busy_slots_and_batches_waiting_for_one(pool: ReplicaPool) -> None:
+    replica = await _ready(pool)
+    assert pool.occupancy() == Occupancy(0, 0, 3)
+    for _ in range(3):
+        await pool.acquire()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    assert pool.occupancy() == Occupancy(3, 2, 3)
+    pool.release(replica)
+    await asyncio.sleep(0.01)
+    assert pool.occupancy() == Occupancy(3, 1, 3)
+    waiting[1].cancel()  # a withdrawn batch waits no more
+    await asyncio.sleep(0.01)
+    assert pool.occupancy() == Occupancy(3, 0, 3)
+
+
+async def test_parts_waiting_take_different_workers_never_the_lost_ones_slot(
+    fake_actors: None,
+) -> None:
+    """With one slot a worker (the default), the parts of a split batch waiting for slots each
+    take the next one freed or deployed: a worker lost to a timeout gives none back."""
+    pool = _pool(target=2, concurrency=1)
+    await _all_ready(pool, 2)
+    hung, other = await pool.acquire(), await pool.acquire()
+    parts = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    pool.lose(hung, LossReason.TIMEOUT)  # replaced in the background
+    pool.release(other)
+    taken = await asyncio.wait_for(asyncio.gather(*parts), 1)
+    assert hung not in taken and len(set(map(id, taken))) == 2, "two workers, not one twice"
+    await pool.stop()
+
+
+async def test_batches_taken_together_go_to_different_multi_slot_workers(
+    fake_actors: None,
+) -> None:
+    pool = _pool(target=2, concurrency=3)
+    await _all_ready(pool, 2)
+    first, second = await pool.acquire(), await pool.acquire()
+    assert first is not second, "the least busy replica's slot, not the same one's next"
+    third = await pool.acquire()
+    assert {first.busy, second.busy} == {1, 2} and third in (first, second)
     await pool.stop()

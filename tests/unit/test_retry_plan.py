@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from consumer.reasons import LossReason
-from consumer.retry_plan import NODE_LOSS_TRIES_FACTOR, Step, Tries, halves, plan
+from consumer.retry_plan import (
+    NODE_LOSS_TRIES_FACTOR,
+    TIMEOUT_SPLIT_PARTS,
+    Step,
+    Tries,
+    parts,
+    plan,
+)
+
+TIMED_OUT = Tries(3).after(spent_attempt=True, reason=LossReason.TIMEOUT)
 
 
 def _run(attempts: int, size: int, spent: list[bool]) -> tuple[Step, int]:
@@ -44,16 +54,61 @@ def test_every_batch_ends_within_its_bounds(attempts: int, size: int, spent: lis
     assert sum(spent[i % len(spent)] for i in range(made)) <= attempts
 
 
-@given(items=st.lists(st.integers(), min_size=2, max_size=100), max_attempts=st.integers(1, 5))
-def test_halves_keep_every_item_once_in_order(items: list[int], max_attempts: int) -> None:
-    parts = halves(items, max_attempts)
-    assert [s for s, _, _ in parts] == ["a", "b"]
-    assert parts[0][1] + parts[1][1] == items
-    for _, part, attempts in parts:
-        assert part
+@given(
+    items=st.lists(st.integers(), min_size=2, max_size=100),
+    max_attempts=st.integers(1, 5),
+    timed_out=st.booleans(),
+)
+def test_parts_keep_every_item_once_in_order(
+    items: list[int], max_attempts: int, timed_out: bool
+) -> None:
+    tries = TIMED_OUT if timed_out else Tries(3).after(spent_attempt=True)
+    split = parts(items, tries, max_attempts)
+    count = min(TIMEOUT_SPLIT_PARTS if timed_out else 2, len(items))
+    assert [s for s, _, _ in split] == ["a", "b", "c", "d"][:count]
+    assert [i for _, part, _ in split for i in part] == items
+    sizes = [len(part) for _, part, _ in split]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+    for _, part, attempts in split:
         assert attempts == (1 if len(part) > 1 else max_attempts)
 
 
 def test_only_node_trouble_spends_no_attempt() -> None:
     free = {r for r in LossReason if not r.spends_attempt}
     assert free == {LossReason.PREEMPTED, LossReason.UNAVAILABLE}
+
+
+def test_a_timed_out_batch_is_split_at_once_in_quarters() -> None:
+    assert plan(TIMED_OUT, 64) is Step.SPLIT
+    assert [len(p) for _, p, _ in parts(list(range(64)), TIMED_OUT, 3)] == [16] * 4
+    assert [len(p) for _, p, _ in parts(list(range(2)), TIMED_OUT, 3)] == [1, 1]
+
+
+def test_a_single_molecule_that_times_out_keeps_its_attempts() -> None:
+    tries = Tries(3)
+    made = 0
+    while plan(tries, 1) is Step.TRY:
+        tries = tries.after(spent_attempt=True, reason=LossReason.TIMEOUT)
+        made += 1
+    assert (plan(tries, 1), made) == (Step.FAIL, 3)
+
+
+@pytest.mark.parametrize("reason", [r for r in LossReason if r is not LossReason.TIMEOUT])
+def test_other_losses_retry_at_the_same_size_then_split_in_halves(reason: LossReason) -> None:
+    tries = Tries(3).after(spent_attempt=reason.spends_attempt, reason=reason)
+    assert plan(tries, 64) is Step.TRY
+    assert len(parts(list(range(64)), tries, 3)) == 2
+
+
+def test_one_hanging_molecule_of_64_costs_six_timeouts() -> None:
+    """With max_attempts 3: one try at 64, 16 and 4, then 3 alone (11 before: 3 tries at 64,
+    one at each half down to 2, 3 alone); the parts without it pass meanwhile elsewhere."""
+    timeouts, size, tries = 0, 64, Tries(3)
+    while (step := plan(tries, size)) is not Step.FAIL:
+        if step is Step.SPLIT:
+            (_, part, attempts), *_ = parts(list(range(size)), tries, 3)
+            size, tries = len(part), Tries(attempts)
+            continue
+        timeouts += 1
+        tries = tries.after(spent_attempt=True, reason=LossReason.TIMEOUT)
+    assert timeouts == 3 + 3
