@@ -28,6 +28,11 @@ class WorkerLostError(MolstreamError):
         """Other batches ran on the worker too: any of them may have been the cause."""
 
 
+class UnreadableRecordError(MolstreamError):
+    """Raised (carried by a dead letter) when a record the broker returned cannot be parsed:
+    a header key that is not UTF-8, a CRC mismatch, a truncated or garbled batch."""
+
+
 class BatchFailedError(MolstreamError):
     """Raised when a batch raised inside the model (the worker itself survived)."""
 

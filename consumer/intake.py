@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CorruptRecordException, KafkaError
 
 from consumer.batching import Batcher
 from consumer.dispatch import Dispatcher
+from consumer.fetch_recovery import FetchRecovery
 from consumer.hooks import Hooks
 from consumer.items import Item
 from consumer.ledger import Ledger
+from consumer.output import DeadLetter
 from consumer.reasons import DeadLetterStage
 from consumer.screen import RecordLimits, refusal, size_of
 from schemas import DecodeError
@@ -66,6 +68,7 @@ class Intake:
         self._hooks = hooks
         self._clock = clock
         self._backoff_s = FETCH_BACKOFF_S
+        self._recovery = FetchRecovery(ledger)  # read_committed, as connect.group_consumer
         self.last_poll = clock()
         """When Kafka was last polled (or a connection attempted): liveness."""
 
@@ -92,33 +95,46 @@ class Intake:
 
     async def _poll(self, wait_s: float, max_records: int) -> None:
         """One ``getmany``, its records taken in. Every call counts as a poll for the group."""
+        consumer = self._consumer()
         try:
-            fetched = await self._consumer().getmany(
+            fetched = await consumer.getmany(
                 timeout_ms=int(wait_s * 1000), max_records=max(1, max_records)
             )
-        except KafkaError as exc:
-            # The broker is away or the group is rebalancing: keep trying, report it.
-            log.warning("fetch failed, will retry", error=f"{type(exc).__name__}: {exc}")
-            self._hooks.broker_error("fetch")
-            await asyncio.sleep(self._backoff_s)
-            self._backoff_s = min(5.0, self._backoff_s * 2)
+        except Exception as exc:
+            if isinstance(exc, KafkaError) and not isinstance(exc, CorruptRecordException):
+                # The broker is away or the group is rebalancing: keep trying, report it.
+                log.warning("fetch failed, will retry", error=f"{type(exc).__name__}: {exc}")
+                self._hooks.broker_error("fetch")
+                await asyncio.sleep(self._backoff_s)
+                self._backoff_s = min(5.0, self._backoff_s * 2)
+                return
+            # Records aiokafka cannot parse: get past them, nothing lost (fetch_recovery).
+            for recovered in await self._recovery.recover(consumer, exc):
+                self._accept(recovered.tp, recovered.records, recovered.letters)
             return
         self._backoff_s = FETCH_BACKOFF_S
         self.last_poll = self._clock()
-        now = time.time()
         for tp, records in fetched.items():
-            sizes = [size_of(r) for r in records]
-            # The record's Kafka timestamp dates the lag in seconds; -1: the producer set none.
-            self._ledger.admit(
-                tp,
-                [
-                    (r.offset, r.timestamp / 1000 if r.timestamp > 0 else now, size)
-                    for r, size in zip(records, sizes, strict=True)
-                ],
-            )
-            for record, size in zip(records, sizes, strict=True):
-                self._take(tp, record, size, now)
-            self._hooks.consumed(len(records))
+            self._accept(tp, records)
+
+    def _accept(
+        self, tp: TopicPartition, records: Sequence[Any], letters: Sequence[DeadLetter] = ()
+    ) -> None:
+        """Fetched records of a partition (and dead letters in their offsets) enter."""
+        now = time.time()
+        sizes = [size_of(r) for r in records]
+        # The record's Kafka timestamp dates the lag in seconds; -1: the producer set none.
+        admitted = [
+            (r.offset, r.timestamp / 1000 if r.timestamp > 0 else now, size)
+            for r, size in zip(records, sizes, strict=True)
+        ]
+        unread = [(d.offset, now, len(d.key or b"") + len(d.value or b"")) for d in letters]
+        self._ledger.admit(tp, sorted([*admitted, *unread]))
+        for record, size in zip(records, sizes, strict=True):
+            self._take(tp, record, size, now)
+        for letter in letters:
+            self._dispatcher.dead_letter(letter)
+        self._hooks.consumed(len(records) + len(letters))
 
     async def _wait_for_room(self) -> None:
         if not self._ledger.full:

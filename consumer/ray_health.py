@@ -112,7 +112,10 @@ class RayWatchdog:
             except Exception as exc:
                 self._failed(classify_gcs_error(exc), exc)
                 probe_timeout_s = self._next_timeout_s(interval_s)
-                continue  # the failed probe took its time already: probe again at once
+                # A probe that failed at once (refused) waits out the interval: no busy loop;
+                # one that took its time already probes again at once.
+                await asyncio.sleep(max(0.0, interval_s - (self._clock() - started)))
+                continue
             self._answered(self._clock() - started, interval_s)
             probe_timeout_s = self._next_timeout_s(interval_s)
             await asyncio.sleep(interval_s)

@@ -31,6 +31,8 @@ class LossReason(enum.StrEnum):
 class DeadLetterStage(enum.StrEnum):
     """Where a record failed on its way to a prediction (header ``molstream.error.stage``)."""
 
+    FETCH = "fetch"
+    """The broker's bytes could not be read as records (aiokafka's parser refused them)."""
     DECODE = "decode"
     MODEL = "model"
     PUBLISH = "publish"
