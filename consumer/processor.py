@@ -107,7 +107,8 @@ class StreamProcessor(Lifecycle):
 
     async def _start(self) -> None:
         # Ray installs signal handlers from the main thread only, so connect here, blocking.
-        self._ray_owned = ray_runtime.connect(self.settings.ray_address, self.settings.ray_node_ip)
+        s = self.settings
+        self._ray_owned = ray_runtime.connect(s.ray_address, s.ray_node_ip, s.ray_auth_token_file)
         await self.pool.start()
         if self.registry is not None:  # waits (retrying) while the registry is away
             await self.registry.start()

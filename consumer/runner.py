@@ -42,7 +42,9 @@ async def run_until_signal(
     # Join Ray first: ray.init installs its own SIGTERM handler (which aborts the process);
     # ours, installed next, replaces it so that SIGTERM means a graceful shutdown.
     resolve_model_class(settings.model)  # a typo fails here, before Ray starts
-    ray_owned = ray_runtime.connect(settings.ray_address, settings.ray_node_ip)
+    ray_owned = ray_runtime.connect(
+        settings.ray_address, settings.ray_node_ip, settings.ray_auth_token_file
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in _SIGNALS:

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from consumer.input_settings import InputBounds
+from consumer.ray_settings import RayAuthSettings
 from schemas.kafka import ProducerSettings
 from schemas.registry_settings import RegistryWriterSettings
 
@@ -17,7 +18,7 @@ FETCH_WAIT_MIN_MS = 5.0
 FETCH_WAIT_MAX_MS = 500.0
 
 
-class ConsumerSettings(InputBounds, RegistryWriterSettings, ProducerSettings):
+class ConsumerSettings(InputBounds, RayAuthSettings, RegistryWriterSettings, ProducerSettings):
     """Everything ``molstream consume`` can be told."""
 
     model_config = SettingsConfigDict(

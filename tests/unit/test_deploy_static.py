@@ -47,6 +47,12 @@ KUBE_CLUSTER = REPO_ROOT / "deploy" / "kuberay" / "raycluster.yaml"
 KUBE_CONSUMER = REPO_ROOT / "deploy" / "kuberay" / "consumer.yaml"
 RAY_AWS = REPO_ROOT / "deploy" / "ray-cluster-aws.yaml"
 KUBE_MONITORING = REPO_ROOT / "deploy" / "kuberay" / "monitoring.yaml"
+KUBE_NETWORK_POLICY = REPO_ROOT / "deploy" / "kuberay" / "networkpolicy.yaml"
+AWS_ACCESS = REPO_ROOT / "deploy" / "aws" / "molstream-cluster-access.yaml"
+REQUIREMENTS_LOCK = REPO_ROOT / "requirements.lock"
+IMAGE_LOCK = REPO_ROOT / "deploy" / "image.lock"
+BOOTSTRAP_LOCK = REPO_ROOT / "deploy" / "aws" / "bootstrap.lock"
+AUTOSCALER_LOCK = REPO_ROOT / "deploy" / "aws" / "autoscaler.lock"
 KUBE_MANIFESTS = sorted((REPO_ROOT / "deploy" / "kuberay").glob("*.yaml"))
 KUBERNETES_VERSION = "1.37.0"
 # Custom resources whose schema installs from no package registry reachable here (neither
@@ -109,7 +115,10 @@ RUNBOOK = REPO_ROOT / "deploy" / "RUNBOOK.md"
 PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 DASHBOARD_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Stand-ins for values Kubernetes fills in at run time (a documentation-range address).
-KUBE_RUNTIME_VALUES = {"secretKeyRef": "not-a-real-password", "fieldRef": "192.0.2.10"}
+KUBE_RUNTIME_VALUES = {"fieldRef": "192.0.2.10"}
+STAND_IN_SECRET = "not-a-real-secret"
+# Variables of the CLI's own (where settings come from), not settings fields.
+SOURCE_VARIABLES = {"MOLSTREAM_SECRETS_DIR", "MOLSTREAM_CONFIG"}
 
 
 # libyaml's loader when PyYAML has it; each file is parsed once (the tests only read).
@@ -152,6 +161,20 @@ def _kube_consumer_container() -> dict[str, Any]:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert isinstance(container, dict)
     return container
+
+
+def _kube_consumer_secret_files() -> set[str]:
+    """The file names the consumer's secrets directory (MOLSTREAM_SECRETS_DIR) holds."""
+    (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in _kube_consumer_container()["env"]}
+    (mount,) = [
+        m
+        for m in _kube_consumer_container()["volumeMounts"]
+        if m["mountPath"] == env["MOLSTREAM_SECRETS_DIR"]
+    ]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return {item["path"] for item in volume["secret"]["items"]}
 
 
 def _kube_consumer_env() -> dict[str, str]:
@@ -309,15 +332,15 @@ def test_dockerfile_entrypoint_and_metrics_port() -> None:
 
 
 def test_dockerfile_installs_the_locked_dependencies_before_the_sources() -> None:
-    """Dependencies from requirements.lock in a layer of their own, then molstream with
-    --no-deps: a source edit rebuilds only the small last layer."""
+    """Dependencies from the hashed deploy/image.lock in a layer of their own, then molstream
+    with --no-deps: a source edit rebuilds only the small last layer."""
     instructions = _dockerfile_instructions()
     builder = instructions[: next(i for i, (k, _) in enumerate(instructions[1:], 1) if k == "FROM")]
     copies = [(i, args) for i, (k, args) in enumerate(builder) if k == "COPY"]
     runs = [(i, args) for i, (k, args) in enumerate(builder) if k == "RUN"]
-    lock_copy = next(i for i, args in copies if "requirements.lock" in args.split())
+    lock_copy = next(i for i, args in copies if "deploy/image.lock" in args.split())
     first_source = next(i for i, args in copies if "consumer/" in args)
-    (deps_run,) = [i for i, args in runs if "--constraint requirements.lock" in args]
+    (deps_run,) = [i for i, args in runs if "--require-hashes --requirement image.lock" in args]
     assert lock_copy < deps_run < first_source
     (project_run,) = [args for i, args in runs if i > first_source]
     assert "--no-deps" in project_run.split()
@@ -541,7 +564,8 @@ def test_raycluster_autoscales_spot_workers_from_zero() -> None:
         for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
         for c in group["template"]["spec"]["containers"]
     ]
-    assert images and set(images) == {"molstream:0.1.0"}
+    assert len(images) == 2 and len(set(images)) == 1, images
+    assert images[0].startswith("molstream:0.1.0@sha256:")
 
 
 def test_kube_consumer_deployment() -> None:
@@ -560,7 +584,7 @@ def test_kube_consumer_deployment() -> None:
     env = {item["name"]: item for item in container["env"]}
     assert set(env) >= CONSUMER_ENV
     assert env["MOLSTREAM_RAY_ADDRESS"]["value"] == "molstream-head-svc:6379"
-    assert "secretKeyRef" in env["MOLSTREAM_SASL_PASSWORD"]["valueFrom"]
+    assert "MOLSTREAM_SASL_PASSWORD" in _kube_consumer_secret_files()
     (service,) = [d for d in documents if d["kind"] == "Service"]
     assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     assert service["metadata"]["annotations"]["prometheus.io/port"] == "9400"
@@ -580,9 +604,10 @@ def test_ray_validates_the_cluster_launcher_config() -> None:
 def test_ray_cluster_launcher_installs_boto3_on_the_head_and_the_lock_everywhere() -> None:
     config = _yaml(RAY_AWS)
     head = " ".join(config["head_setup_commands"])
-    assert re.search(r"pip install .*boto3==\d", head), "the AWS node provider needs boto3"
+    assert "--require-hashes --requirement $HOME/molstream/deploy/aws/autoscaler.lock" in head
+    assert re.search(r"^boto3==\d", AUTOSCALER_LOCK.read_text(encoding="utf-8"), re.MULTILINE)
     setup = " ".join(config["setup_commands"])
-    assert "--constraint $HOME/molstream/requirements.lock" in setup
+    assert "--require-hashes --requirement $HOME/molstream/deploy/image.lock" in setup
     assert re.search(r"--no-deps \$HOME/molstream\b", setup)
 
 
@@ -619,18 +644,41 @@ def _settings_class() -> Any:
     return settings.ConsumerSettings
 
 
+def _deployed_settings(env: dict[str, str], tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """ConsumerSettings from a deployment's variables alone, as the container reads them; the
+    files the deployment mounts (the secrets directory, *_FILE paths) get stand-ins in ``tmp``."""
+    for name in [n for n in os.environ if n.upper().startswith("MOLSTREAM_")]:
+        monkeypatch.delenv(name)
+    secrets_dir = None
+    for name, value in env.items():
+        if name == "MOLSTREAM_SECRETS_DIR":
+            secrets_dir = tmp / "secrets"
+            secrets_dir.mkdir()
+            for file_name in _kube_consumer_secret_files():
+                (secrets_dir / file_name).write_text(STAND_IN_SECRET, encoding="utf-8")
+            continue
+        if name.endswith("_FILE"):
+            stand_in = tmp / name
+            stand_in.write_text(STAND_IN_SECRET, encoding="utf-8")
+            value = str(stand_in)
+        monkeypatch.setenv(name, value)
+    return _settings_class()(_env_file=None, _secrets_dir=secrets_dir)
+
+
 def test_consumer_variables_are_settings_fields() -> None:
     """Each MOLSTREAM_X_Y is a field x_y of ConsumerSettings, i.e. the option --x-y."""
     fields = set(_settings_class().model_fields)
     for source, env in _deployed_consumer_envs().items():
-        for name in env:
+        for name in set(env) - SOURCE_VARIABLES:
             assert name.startswith("MOLSTREAM_"), f"{source}: {name}"
             field = name.removeprefix("MOLSTREAM_").lower()
             assert field in fields, f"{source}: {name} is no option of `molstream consume`"
 
 
 @pytest.mark.parametrize("source", ["docker-compose.yml", "deploy/kuberay/consumer.yaml"])
-def test_consumer_values_validate(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_consumer_values_validate(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The values validate through the environment, as the container reads them.
 
     Through the environment rather than ``ConsumerSettings(**{field: value})``: pydantic-settings
@@ -638,13 +686,8 @@ def test_consumer_values_validate(source: str, monkeypatch: pytest.MonkeyPatch) 
     some rules span fields (SASL needs a user name and a password, min <= max workers); a
     failure names the field.
     """
-    settings_class = _settings_class()
     env = _deployed_consumer_envs()[source]
-    for name in [n for n in os.environ if n.upper().startswith("MOLSTREAM_")]:
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = settings_class(_env_file=None)
+    settings = _deployed_settings(env, tmp_path, monkeypatch)
     assert settings.min_workers == int(env["MOLSTREAM_MIN_WORKERS"])
     assert settings.max_workers == int(env["MOLSTREAM_MAX_WORKERS"])
     assert settings.batch_size == int(env["MOLSTREAM_BATCH_SIZE"])
@@ -653,15 +696,13 @@ def test_consumer_values_validate(source: str, monkeypatch: pytest.MonkeyPatch) 
     assert settings.ray_address == env["MOLSTREAM_RAY_ADDRESS"]
 
 
-def test_kube_grace_period_covers_the_worst_case_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kube_grace_period_covers_the_worst_case_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kubernetes kills the pod after terminationGracePeriodSeconds: a shutdown the settings
     allow must fit, or the last commit is lost and the next owner redoes work."""
     env = _deployed_consumer_envs()["deploy/kuberay/consumer.yaml"]
-    for name in [n for n in os.environ if n.upper().startswith("MOLSTREAM_")]:
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = _settings_class()(_env_file=None)
+    settings = _deployed_settings(env, tmp_path, monkeypatch)
     (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
     grace_s = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace_s >= settings.worst_case_shutdown_s, (grace_s, settings.worst_case_shutdown_s)
@@ -781,3 +822,308 @@ def test_prometheus_rule_carries_the_alerts_unchanged() -> None:
     (rule,) = [d for d in _yaml_documents(KUBE_MONITORING) if d["kind"] == "PrometheusRule"]
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["spec"] == _yaml(ALERTS), "copy deploy/prometheus/alerts.yml's groups over"
+
+
+# --- security (issue 18): Ray tokens, network policy, AWS access, pods, hashed locks ----------
+
+RAY_TOKEN_SECRET = "molstream-ray-auth"
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+SHELL_PIPE = re.compile(r"\|\s*(sudo\s+)?(ba|z|da)?sh\b")
+HEAD_ACTIONS = {
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeImages",
+    "ec2:RunInstances",
+    "ec2:CreateTags",
+    "ec2:TerminateInstances",
+    "ssm:GetParameters",
+}
+
+
+def _ray_containers() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Every container of the RayCluster that runs Ray, with its pod spec: the head, each worker
+    group and the autoscaler sidecar (which KubeRay builds from autoscalerOptions)."""
+    spec = _raycluster()["spec"]
+    head_pod = spec["headGroupSpec"]["template"]["spec"]
+    containers = {c["name"]: (c, head_pod) for c in head_pod["containers"]}
+    for group in spec["workerGroupSpecs"]:
+        pod = group["template"]["spec"]
+        containers |= {c["name"]: (c, pod) for c in pod["containers"]}
+    containers["autoscaler"] = (spec["autoscalerOptions"], head_pod)
+    return containers
+
+
+def _secret_mount(container: dict[str, Any], pod: dict[str, Any], path: str) -> str:
+    """The Secret whose volume is mounted (read-only) at the directory holding ``path``."""
+    directory = str(Path(path).parent)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    assert mount.get("readOnly") is True, mount
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return str(volume["secret"]["secretName"])
+
+
+@pytest.mark.parametrize("name", sorted(_ray_containers()))
+def test_kube_ray_processes_run_with_the_token_from_a_secret_file(name: str) -> None:
+    container, pod = _ray_containers()[name]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RAY_AUTH_MODE"]["value"] == "token", name
+    assert "RAY_AUTH_TOKEN" not in env, f"{name}: the token as a variable, not a file"
+    assert _secret_mount(container, pod, env["RAY_AUTH_TOKEN_PATH"]["value"]) == RAY_TOKEN_SECRET
+
+
+def test_kube_consumer_reads_the_ray_token_and_kafka_secrets_from_files() -> None:
+    (deployment,) = [d for d in _yaml_documents(KUBE_CONSUMER) if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = _kube_consumer_container()
+    env = {e["name"]: e for e in container["env"]}
+    token_file = env["MOLSTREAM_RAY_AUTH_TOKEN_FILE"]["value"]
+    assert _secret_mount(container, pod, token_file) == RAY_TOKEN_SECRET
+    assert _secret_mount(container, pod, env["MOLSTREAM_SECRETS_DIR"]["value"] + "/x")
+    for path in (KUBE_CLUSTER, KUBE_CONSUMER):
+        assert "secretKeyRef" not in path.read_text(encoding="utf-8"), f"{path.name}: env secret"
+
+
+def test_the_image_hands_the_consumers_token_file_to_its_ray_node() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert 'export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$MOLSTREAM_RAY_AUTH_TOKEN_FILE"' in text
+    assert text.index("RAY_AUTH_TOKEN_PATH=") < text.index("ray start --address")
+
+
+def test_compose_ray_processes_run_with_the_token_from_a_secret_file() -> None:
+    services = _services()
+    assert _compose()["secrets"]["ray_auth_token"]["file"] == "./.secrets/ray-auth-token"
+    assert ".secrets/" in (REPO_ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    for name in ("ray-head", "ray-worker", "consumer"):
+        assert services[name]["secrets"] == ["ray_auth_token"], name
+    for name in ("ray-head", "ray-worker"):
+        env = _environment(services[name])
+        assert env["RAY_AUTH_MODE"] == "token", name
+        assert env["RAY_AUTH_TOKEN_PATH"] == "/run/secrets/ray_auth_token", name
+    consumer_env = _environment(services["consumer"])
+    assert consumer_env["MOLSTREAM_RAY_AUTH_TOKEN_FILE"] == "/run/secrets/ray_auth_token"
+    assert not any(n == "RAY_AUTH_TOKEN" for s in services.values() for n in _environment(s))
+
+
+def test_aws_ray_processes_run_with_the_token_on_every_node() -> None:
+    config = _yaml(RAY_AWS)
+    assert config["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in config[key] if "ray start" in c)
+        assert "export RAY_AUTH_MODE=token;" in start, key
+
+
+def test_the_dashboard_listens_on_loopback_or_behind_the_token_and_loopback_ports() -> None:
+    head = _raycluster()["spec"]["headGroupSpec"]["rayStartParams"]
+    assert head["dashboard-host"] == "127.0.0.1"
+    start = " ".join(_yaml(RAY_AWS)["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in start and "0.0.0.0" not in start
+    # Compose publishes it from the container's interfaces to the host's loopback only.
+    head_service = _services()["ray-head"]
+    if "--dashboard-host=0.0.0.0" in head_service["command"]:
+        assert _environment(head_service)["RAY_AUTH_MODE"] == "token"
+        assert head_service["ports"] == ["127.0.0.1:8265:8265"]
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Kubernetes' label selector semantics (matchLabels and In / NotIn / Exists)."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        if operator == "In" and labels.get(key) not in expression["values"]:
+            return False
+        if operator == "NotIn" and labels.get(key) in expression["values"]:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+    return True
+
+
+def test_network_policy_admits_only_the_clusters_own_pods_to_ray() -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in _yaml_documents(KUBE_NETWORK_POLICY)}
+    ray = policies["molstream-ray"]
+    assert ray["policyTypes"] == ["Ingress"]
+    (rule,) = ray["ingress"]
+    assert "ports" not in rule, "Ray listens on many ports: the rule names peers"
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}, "no ipBlock, no namespaceSelector: this namespace only"
+    members = {name: t["metadata"]["labels"] for name, t in _pod_templates().items()}
+    for name, labels in members.items():
+        assert _selects(ray["podSelector"], labels), f"{name} is not guarded"
+        assert _selects(peer["podSelector"], labels), f"{name} cannot reach the cluster"
+    outsider = {"app.kubernetes.io/name": "molstream", "app.kubernetes.io/component": "producer"}
+    assert not _selects(peer["podSelector"], outsider)
+    assert not _selects(peer["podSelector"], {"app": "anything-else"})
+    metrics = policies["molstream-consumer-metrics"]
+    assert _selects(metrics["podSelector"], members["consumer"])
+    (metrics_rule,) = metrics["ingress"]
+    assert metrics_rule["ports"] == [{"protocol": "TCP", "port": 9400}]
+
+
+def test_aws_nodes_carry_the_clusters_own_security_group_and_workers_no_role() -> None:
+    """With SecurityGroupIds on every node type Ray creates no group (its own opens SSH to
+    0.0.0.0/0); with the head's IamInstanceProfile set it creates no role (its own holds
+    AmazonEC2FullAccess and AmazonS3FullAccess)."""
+    config = _yaml(RAY_AWS)
+    assert "security_group" not in config["provider"]
+    types = config["available_node_types"]
+    groups = {name: t["node_config"]["SecurityGroupIds"] for name, t in types.items()}
+    assert len({tuple(g) for g in groups.values()}) == 1, groups
+    assert "IamInstanceProfile" in types[config["head_node_type"]]["node_config"]
+    for name, node_type in types.items():
+        if name != config["head_node_type"]:
+            assert "IamInstanceProfile" not in node_type["node_config"], name
+    assert "0.0.0.0/0" not in json.dumps(config)
+
+
+def _cloudformation() -> dict[str, Any]:
+    template = _yaml(AWS_ACCESS)
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    return dict(template)
+
+
+def test_aws_security_group_opens_ssh_to_the_operators_cidr_only() -> None:
+    template = _cloudformation()
+    resources = template["Resources"]
+    (ssh,) = resources["ClusterSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert (ssh["FromPort"], ssh["ToPort"], ssh["CidrIp"]) == (22, 22, {"Ref": "SshCidr"})
+    cidr = template["Parameters"]["SshCidr"]
+    assert "Default" not in cidr, "the operator must set it"
+    pattern = re.compile(cidr["AllowedPattern"])
+    assert not pattern.match("0.0.0.0/0")
+    assert pattern.match("203.0.113.7/32") and pattern.match("10.0.0.0/8")
+    inside = resources["ClusterSecurityGroupSelf"]["Properties"]
+    assert inside["SourceSecurityGroupId"] == inside["GroupId"], "Ray ports: members only"
+    opened = [str(v) for k, v in _walk(template) if k in {"CidrIp", "CidrIpv6"}]
+    assert opened == [str({"Ref": "SshCidr"})], opened
+
+
+def _walk(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair of nested mappings and lists."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key), value
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def test_aws_head_role_holds_only_what_rays_autoscaler_calls() -> None:
+    resources = _cloudformation()["Resources"]
+    (policy,) = resources["HeadRole"]["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    actions: set[str] = set()
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        granted = statement["Action"]
+        granted = [granted] if isinstance(granted, str) else granted
+        assert all("*" not in action for action in granted), statement["Sid"]
+        actions |= set(granted)
+        if statement["Resource"] == "*":
+            assert all(":Describe" in action for action in granted), statement["Sid"]
+    assert actions == HEAD_ACTIONS
+    (terminate,) = [s for s in statements if "ec2:TerminateInstances" in s["Action"]]
+    assert "aws:ResourceTag/ray-cluster-name" in terminate["Condition"]["StringEquals"]
+    assert resources["HeadInstanceProfile"]["Properties"]["Roles"] == [{"Ref": "HeadRole"}]
+    assert [r for r in resources.values() if r["Type"] == "AWS::IAM::Role"] == [
+        resources["HeadRole"]
+    ], "one role, the head's: workers get none"
+
+
+def test_aws_set_up_runs_no_downloaded_script_and_installs_by_hash() -> None:
+    config = _yaml(RAY_AWS)
+    commands = [
+        command
+        for key in ("initialization_commands", "setup_commands", "head_setup_commands")
+        for command in config[key] + config.get("worker_setup_commands", [])
+    ]
+    for command in commands:
+        assert not SHELL_PIPE.search(command), command
+        assert "curl" not in command and "wget" not in command, command
+        if re.search(r"\bpip install\b", command):
+            assert "--require-hashes" in command or "--no-deps" in command, command
+
+
+@pytest.mark.parametrize("name", sorted(_pod_templates()))
+def test_pod_root_filesystem_is_read_only_with_writable_scratch(name: str) -> None:
+    pod = _pod_templates()[name]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for container in pod["containers"]:
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, container["name"]
+        mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+        for path in ("/tmp", "/home/molstream"):
+            assert "emptyDir" in mounts[path], f"{container['name']}: {path} not writable"
+    if name == "ray-head":
+        sidecar = _raycluster()["spec"]["autoscalerOptions"]
+        assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {"/tmp", "/home/molstream"} <= {m["mountPath"] for m in sidecar["volumeMounts"]}
+
+
+@pytest.mark.parametrize("name", sorted(_pod_templates()))
+def test_pod_service_account_token_only_where_the_autoscaler_needs_it(name: str) -> None:
+    mounted = _pod_templates()[name]["spec"]["automountServiceAccountToken"]
+    assert mounted is (name == "ray-head"), f"{name}: automountServiceAccountToken {mounted}"
+
+
+def test_shared_process_namespace_only_with_its_reason_beside_it() -> None:
+    for path in (KUBE_CLUSTER, KUBE_CONSUMER):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            if line.strip() == "shareProcessNamespace: true":
+                comment = [text for text in lines[number - 3 : number] if text.strip()]
+                assert comment and all(t.strip().startswith("#") for t in comment), path.name
+                assert "why" in " ".join(comment).lower(), f"{path.name}: no reason written"
+
+
+def test_kube_images_are_pinned_by_digest_and_one_image() -> None:
+    images = {c["image"] for t in _pod_templates().values() for c in t["spec"]["containers"]}
+    assert len(images) == 1, images
+    (image,) = images
+    assert DIGEST.search(image), f"{image} is not referenced by digest"
+
+
+def _lock_pins(path: Path) -> dict[str, str]:
+    """name -> version of each requirement of a lock (names normalised as PEP 503 does)."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        found = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)", line)
+        if found:
+            pins[re.sub(r"[-_.]+", "-", found.group(1).lower())] = found.group(3)
+    return pins
+
+
+def _requirements(path: Path) -> list[str]:
+    """Each requirement of a requirements file with its continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text(encoding="utf-8"))
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("path", [IMAGE_LOCK, BOOTSTRAP_LOCK, AUTOSCALER_LOCK], ids=str)
+def test_lock_pins_every_requirement_with_hashes(path: Path) -> None:
+    requirements = _requirements(path)
+    assert requirements
+    for requirement in requirements:
+        assert re.match(r"^[A-Za-z0-9][A-Za-z0-9._\[\]-]*==\S+", requirement), requirement
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", requirement), requirement
+
+
+@pytest.mark.parametrize(
+    ("path", "reference"),
+    # boto3 goes into the image's virtualenv on the AWS head: it must agree with what is there.
+    [(IMAGE_LOCK, REQUIREMENTS_LOCK), (AUTOSCALER_LOCK, IMAGE_LOCK)],
+    ids=["image.lock", "autoscaler.lock"],
+)
+def test_hashed_locks_agree_with_the_lock_they_join(path: Path, reference: Path) -> None:
+    locked = _lock_pins(reference)
+    pins = _lock_pins(path)
+    # Platform-only packages (Windows' colorama, emscripten's) are outside the Linux lock.
+    shared = {name for name in pins if name in locked}
+    assert {name: pins[name] for name in shared} == {name: locked[name] for name in shared}
+    if path == IMAGE_LOCK:
+        import tomllib
+
+        project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+        for dependency in project["project"]["dependencies"]:
+            name = re.sub(r"[-_.]+", "-", re.split(r"[\[<>=~! ]", dependency)[0].lower())
+            assert name in pins, f"{name} (pyproject.toml) is missing from {path.name}"
