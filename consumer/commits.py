@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from consumer import traced
 from consumer.hooks import Hooks, PartitionLag
 from consumer.ledger import Ledger
+
+if TYPE_CHECKING:
+    from consumer.tracing import Tracer
 
 log = structlog.get_logger(__name__)
 
@@ -31,12 +36,14 @@ class Committer:
         hooks: Hooks,
         interval_s: float,
         broker_timeout_s: float,
+        tracer: Tracer | None = None,
     ) -> None:
         self._consumer = consumer
         self._ledger = ledger
         self._hooks = hooks
         self._interval_s = interval_s
         self._timeout_s = broker_timeout_s
+        self._tracer = tracer
 
     async def commit_routine(self) -> None:
         """Commit what is done, every interval, until cancelled."""
@@ -58,7 +65,8 @@ class Committer:
         if not offsets:
             return
         try:
-            await asyncio.wait_for(consumer.commit(offsets), self._timeout_s)
+            committing = asyncio.wait_for(consumer.commit(offsets), self._timeout_s)
+            await traced.stage(self._tracer, "molstream.commit", committing)
         except (KafkaError, TimeoutError) as exc:
             log.warning("commit failed, will retry", error=f"{type(exc).__name__}: {exc}")
             self._hooks.broker_error("commit")

@@ -14,11 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import TopicPartition
 
+from consumer import traced
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.hooks import Hooks
 from consumer.items import Computed, Item, offset_ranges
@@ -31,6 +32,9 @@ from consumer.retry_plan import Step, Tries, parts, plan
 from consumer.sink import Sink
 from consumer.throughput import Throughput
 from consumer.work import OutputSpec, WorkRequest, fail
+
+if TYPE_CHECKING:
+    from consumer.tracing import Tracer
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +66,7 @@ class Dispatcher:
         limits: DispatchLimits,
         output_spec: Callable[[], Awaitable[OutputSpec]],
         clock: Callable[[], float],
+        tracer: Tracer | None = None,
     ) -> None:
         self._pool = pool
         self._output_spec = output_spec
@@ -71,6 +76,7 @@ class Dispatcher:
         self._hooks = hooks
         self._limits = limits
         self._clock = clock
+        self._tracer = tracer
         self._jobs = Jobs(on_done=ledger.progress.set)
         self._batch_ids = itertools.count(1)
 
@@ -80,7 +86,7 @@ class Dispatcher:
             return
         self._ledger.to_work(Counter(item.tp for item in batch))
         job = Job(batch)
-        self._jobs.start(job, self._batch_routine(job))
+        self._jobs.start(job, traced.batch(self._tracer, job.headers(), self._batch_routine(job)))
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Send a dead letter in the background (its record at work until acknowledged)."""
@@ -154,7 +160,7 @@ class Dispatcher:
             if computed is None:
                 return
             job.publishing = True  # from here on a revoke waits for it
-            await self._sink.publish([computed])
+            await traced.stage(self._tracer, "molstream.produce", self._sink.publish([computed]))
         except Exception as exc:
             # The batch's output could not be made or sent (a record the broker refuses for
             # good): its inputs become dead letters instead, and no revoke may take it back.
@@ -207,8 +213,12 @@ class Dispatcher:
         job.computing += 1
         lost = False
         try:
-            result = await self._pool.process(
-                replica, request(items, spec), timeout_s=self._limits.batch_timeout_s
+            result = await traced.process(
+                self._tracer,
+                self._pool,
+                replica,
+                request(items, spec),
+                self._limits.batch_timeout_s,
             )
         except WorkerLostError as exc:
             lost, exc.shared = True, replica.busy > 1

@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CorruptRecordException, KafkaError
 
+from consumer import traced
 from consumer.batching import Batcher
 from consumer.dispatch import Dispatcher
 from consumer.fetch_recovery import FetchRecovery
@@ -34,6 +35,9 @@ from schemas import DecodeError
 from schemas.errors import RegistryAuthError
 from schemas.framing import REGISTRY_MAGIC
 from schemas.wire import SchemaPendingError, WriterSchemas
+
+if TYPE_CHECKING:
+    from consumer.tracing import Tracer
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +62,7 @@ class Intake:
         limits: RecordLimits,
         hooks: Hooks,
         clock: Callable[[], float],
+        tracer: Tracer | None = None,
     ) -> None:
         self._consumer = consumer
         self._ledger = ledger
@@ -67,6 +72,7 @@ class Intake:
         self._limits = limits
         self._hooks = hooks
         self._clock = clock
+        self._tracer = tracer
         self._backoff_s = FETCH_BACKOFF_S
         self._recovery = FetchRecovery(ledger)  # read_committed, as connect.group_consumer
         self.last_poll = clock()
@@ -97,9 +103,10 @@ class Intake:
         """One ``getmany``, its records taken in. Every call counts as a poll for the group."""
         consumer = self._consumer()
         try:
-            fetched = await consumer.getmany(
+            fetching = consumer.getmany(
                 timeout_ms=int(wait_s * 1000), max_records=max(1, max_records)
             )
+            fetched = await traced.stage(self._tracer, "molstream.fetch", fetching)
         except Exception as exc:
             if isinstance(exc, KafkaError) and not isinstance(exc, CorruptRecordException):
                 # The broker is away or the group is rebalancing: keep trying, report it.
@@ -188,7 +195,8 @@ class Intake:
     async def _take_pending(self, item: Item) -> None:
         """A record waiting for its writer schema (in flight, its offset pending)."""
         try:
-            item.writer = await self._writers.fetch(item.value, item.headers)
+            lookup = self._writers.fetch(item.value, item.headers)
+            item.writer = await traced.stage(self._tracer, "molstream.schema_lookup", lookup)
         except RegistryAuthError:
             # Not this record's fault: it stays uncommitted while the registry's refusal
             # ends the process (StreamProcessor watches SchemaRegistry.refused).

@@ -12,6 +12,7 @@ import structlog
 from aiokafka import TopicPartition
 
 from consumer.items import Item
+from consumer.work import Headers
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +26,10 @@ class Job:
     computing: int = 0
     """Sub-batches of it on a replica right now."""
     publishing: bool = False
+
+    def headers(self) -> list[Headers]:
+        """Its inputs' headers (what a batch span links to)."""
+        return [i.headers for i in self.items]
 
     @property
     def withdrawable(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
@@ -23,6 +24,9 @@ from consumer.throughput import Throughput
 from schemas.registry import SchemaRegistry
 from schemas.wire import WriterSchemas
 
+if TYPE_CHECKING:
+    from consumer.tracing import Tracer
+
 
 @dataclass(frozen=True, slots=True)
 class Wiring:
@@ -37,6 +41,7 @@ class Wiring:
     throughput: Throughput
     hooks: Hooks
     clock: Callable[[], float]
+    tracer: Tracer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,7 @@ class Pipeline:
             hooks=w.hooks,
             interval_s=w.settings.commit_interval_s,
             broker_timeout_s=w.settings.broker_timeout_s,
+            tracer=w.tracer,
         )
         listener = RebalanceListener(
             intake=intake,
@@ -91,6 +97,7 @@ def _data_path(w: Wiring) -> tuple[Dispatcher, Intake]:
         limits=DispatchLimits(s.max_attempts, s.batch_timeout_s, s.model),
         output_spec=functools.partial(w.output.spec, s.max_smiles_length, s.max_id_length),
         clock=w.clock,
+        tracer=w.tracer,
     )
     intake = Intake(
         consumer=w.consumer,
@@ -101,5 +108,6 @@ def _data_path(w: Wiring) -> tuple[Dispatcher, Intake]:
         limits=s.record_limits,
         hooks=w.hooks,
         clock=w.clock,
+        tracer=w.tracer,
     )
     return dispatcher, intake

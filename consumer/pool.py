@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from ray.exceptions import RayError
 
 from consumer.errors import WorkerLostError
 from consumer.lifecycle import Lifecycle
+from consumer.ops_settings import tracing_env
 from consumer.policy import Occupancy
 from consumer.reasons import LossReason
 from consumer.replica import (
@@ -53,12 +55,13 @@ class ReplicaPool(Lifecycle):
         actor_options: ActorOptions,
         target: int,
         concurrency: int = 1,
+        tracing_env: dict[str, str] | None = None,
         on_failure: Callable[[LossReason], None] = lambda reason: None,
         on_ready: Callable[[WorkerInfo], None] = lambda info: None,
         deploy_retry_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._spec = ActorSpec(model, model_options, actor_options, concurrency)
+        self._spec = ActorSpec(model, model_options, actor_options, concurrency, tracing_env)
         self._target = target
         self._on_failure = on_failure
         self._on_ready = on_ready
@@ -258,6 +261,7 @@ def pool_for(
         ),
         target=settings.min_workers,
         concurrency=settings.worker_concurrency,
+        tracing_env=tracing_env(settings, os.environ),
         on_failure=on_failure,
         on_ready=on_ready,
     )

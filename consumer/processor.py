@@ -13,13 +13,14 @@ Each step is its own object, in the order the data flows: :class:`~consumer.inta
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiokafka import TopicPartition
 
-from consumer import ray_runtime
+from consumer import ray_runtime, traced
 from consumer.autoscaler import Autoscaler
 from consumer.connect import group_consumer, until_connected
 from consumer.health import Health
@@ -28,6 +29,7 @@ from consumer.jobs import log_crash
 from consumer.ledger import Ledger
 from consumer.lifecycle import Lifecycle
 from consumer.models import resolve_model_class
+from consumer.ops_settings import tracing_env
 from consumer.output import Output
 from consumer.pipeline import Pipeline, Wiring
 from consumer.pool import pool_for
@@ -76,12 +78,8 @@ class StreamProcessor(Lifecycle):
         )
         self.ray_watchdog = RayWatchdog(settings.ray_timeout_s, on_error=hooks.ray_head_error)
         self.consumer = group_consumer(settings)
-        self.pipeline = Pipeline.build(
-            Wiring(
-                settings, lambda: self.consumer, self.ledger, self.pool, self.output,
-                self.registry, self.throughput, hooks, clock,
-            )
-        )  # fmt: skip
+        self.tracer = traced.tracer_for(tracing_env(settings, os.environ))
+        self.pipeline = Pipeline.build(_wiring(self))
         self.autoscaler = Autoscaler.for_settings(
             settings,
             pool=self.pool,
@@ -188,6 +186,8 @@ class StreamProcessor(Lifecycle):
         await self.output.stop()
         await self.pipeline.committer.commit()
         await self._leave_group()
+        if self.tracer is not None:  # bounded by the exporter's timeout (OTEL_*_TIMEOUT)
+            await asyncio.to_thread(self.tracer.shutdown)
         if self.registry is not None:
             await self.registry.stop()
         if ray_lost:
@@ -246,3 +246,19 @@ def _registry(settings: ConsumerSettings, hooks: Hooks) -> SchemaRegistry | None
     if settings.schema_registry_url is None:
         return None
     return SchemaRegistry(settings, on_error=hooks.registry_error)
+
+
+def _wiring(processor: StreamProcessor) -> Wiring:
+    p = processor
+    return Wiring(
+        settings=p.settings,
+        consumer=lambda: p.consumer,
+        ledger=p.ledger,
+        pool=p.pool,
+        output=p.output,
+        registry=p.registry,
+        throughput=p.throughput,
+        hooks=p.hooks,
+        clock=p._clock,
+        tracer=p.tracer,
+    )

@@ -83,6 +83,8 @@ class ActorSpec:
     actor_options: ActorOptions
     concurrency: int = 1
     """Batches one actor computes at once (Ray's ``max_concurrency``: threads)."""
+    tracing_env: dict[str, str] | None = None
+    """The consumer's ``OTEL_*`` variables when tracing is on: the actor traces too."""
 
     def spawn(self, name: str, now: float) -> Replica:
         """Ask Ray for one actor (placed whenever capacity exists); never restarted by Ray:
@@ -103,7 +105,7 @@ class ActorSpec:
             # list): a cost per batch on both sides, for a view that hundreds a second drown.
             enable_task_events=False,
         )
-        handle = actor_cls.remote(name, self.model, self.model_options)
+        handle = actor_cls.remote(name, self.model, self.model_options, self.tracing_env)
         return Replica(name=name, handle=handle, created_at=now, slots=self.concurrency)
 
 

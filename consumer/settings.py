@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from consumer.input_settings import InputBounds
+from consumer.ops_settings import OpsSettings
 from consumer.ray_settings import RayAuthSettings
 from schemas.kafka import ProducerSettings
 from schemas.registry_settings import RegistryWriterSettings
@@ -18,7 +19,9 @@ FETCH_WAIT_MIN_MS = 5.0
 FETCH_WAIT_MAX_MS = 500.0
 
 
-class ConsumerSettings(InputBounds, RayAuthSettings, RegistryWriterSettings, ProducerSettings):
+class ConsumerSettings(
+    InputBounds, OpsSettings, RayAuthSettings, RegistryWriterSettings, ProducerSettings
+):
     """Everything ``molstream consume`` can be told."""
 
     model_config = SettingsConfigDict(
@@ -130,16 +133,6 @@ class ConsumerSettings(InputBounds, RayAuthSettings, RegistryWriterSettings, Pro
     )
     autoscale_interval_s: float = Field(
         1.0, gt=0, description="Autoscaling: how often lag is read and the pool resized."
-    )
-    metrics_host: str = Field("127.0.0.1", description="Address of the Prometheus endpoint.")
-    metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Port of the Prometheus endpoint; unset: none."
-    )
-    log_format: Literal["auto", "json", "console"] = Field(
-        "auto", description="Log lines: JSON, console, or auto (console on a terminal)."
-    )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Lowest level logged."
     )
 
     @field_validator("model_option", mode="before")

@@ -10,12 +10,14 @@ the original record byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import fastavro
 from confluent_kafka import murmur2
@@ -68,6 +70,8 @@ class WorkRequest:
     (the worker adds its own time: no clocks of two hosts are compared)."""
     attempts: int
     spec: OutputSpec
+    trace: str | None = None
+    """The ``traceparent`` of the consumer's span of this call, when tracing is on."""
 
 
 @dataclass(frozen=True)
@@ -104,26 +108,54 @@ def unpack(payload: bytes, kind: type[M]) -> M:
     return message
 
 
-def compute(request: WorkRequest, model: Model, *, plugin: str, worker: str) -> WorkResult:
+class WorkTrace(Protocol):
+    """How a worker traces a batch (see :mod:`consumer.tracing`); :data:`NO_TRACE` does not."""
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        """A span around one step of the batch."""
+        ...
+
+    def carry(self, headers: Headers) -> list[tuple[str, bytes]]:
+        """The headers an input's prediction carries."""
+        ...
+
+
+class _NoTrace:
+    """Tracing off: no span, the carried headers as they are."""
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def carry(self, headers: Headers) -> list[tuple[str, bytes]]:
+        return carried_headers(headers)
+
+
+NO_TRACE: WorkTrace = _NoTrace()
+
+
+def compute(
+    request: WorkRequest, model: Model, *, plugin: str, worker: str, trace: WorkTrace = NO_TRACE
+) -> WorkResult:
     """The worker's whole job for one batch: decode, screen, predict, encode.
 
     Raises what the model raises (the batch fails), ``RuntimeError`` for a wrong count of
     results and :class:`~consumer.errors.ModelOutputError` for a result no model may return.
     """
     started = time.monotonic()
-    molecules, rejected = decode_all(request)
+    with trace.stage("molstream.decode"):
+        molecules, rejected = decode_all(request)
     limit = request.spec.max_smiles_length
     too_long = ModelResult.invalid(f"SMILES longer than {limit} characters")
     to_model = [i for i, m in molecules.items() if len(m.smiles) <= limit]
-    answers: list[object] = (
-        list(model.predict([molecules[i].smiles for i in to_model])) if to_model else []
-    )
+    with trace.stage("molstream.predict"):
+        answers = list(model.predict([molecules[i].smiles for i in to_model])) if to_model else []
     if len(answers) != len(to_model):
         raise RuntimeError(f"model returned {len(answers)} results for {len(to_model)} inputs")
     results = dict.fromkeys(molecules, too_long)
     results.update((i, as_result(a, plugin=plugin)) for i, a in zip(to_model, answers, strict=True))
     maker = Maker(model.name, model.version, worker)
-    return encode_all(request, molecules, rejected, results, maker, started)
+    with trace.stage("molstream.encode"):
+        return encode_all(request, molecules, rejected, results, maker, started, trace.carry)
 
 
 def fail(
@@ -181,9 +213,10 @@ def encode_all(
     results: dict[int, ModelResult],
     maker: Maker,
     started: float,
+    carry: Callable[[Headers], list[tuple[str, bytes]]] = carried_headers,
 ) -> WorkResult:
     """Each decoded molecule's prediction, encoded and placed on its output partition;
-    ``started`` is when the batch arrived (monotonic)."""
+    ``started`` is when the batch arrived (monotonic), ``carry`` what headers it keeps."""
     spec = request.spec
     frame = _framer(spec.schema_id)
     now, here_s = time.time(), time.monotonic() - started
@@ -209,7 +242,7 @@ def encode_all(
             "latency_ms": (request.ages_s[i] + here_s) * 1000,
         }
         key = molecule.id.encode()
-        headers = carried_headers(request.headers[i]) if request.headers[i] else None
+        headers = carry(request.headers[i]) if request.headers[i] else None
         partition = spec.partitions[murmur2(key, len(spec.partitions))]
         produced.setdefault(partition, []).append(
             (key, frame(_body(datum, maker)), headers or None)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from consumer.models import load_model
 from consumer.work import WorkRequest, compute, pack, unpack
+
+if TYPE_CHECKING:
+    from consumer.tracing import Tracer
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +33,22 @@ class ModelWorker:
     the class stays testable in one process.
     """
 
-    def __init__(self, name: str, model_spec: str, model_options: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        model_spec: str,
+        model_options: dict[str, str],
+        tracing_env: dict[str, str] | None = None,
+    ) -> None:
         self._name = name
         self._spec = model_spec
         self._model = load_model(model_spec, model_options)
+        self._tracer: Tracer | None = None
+        if tracing_env is not None:  # the consumer's OTEL_* settings: export as it does
+            os.environ.update(tracing_env)
+            from consumer.tracing import Tracer
+
+            self._tracer = Tracer("molstream-worker")
 
     def info(self) -> WorkerInfo:
         """Called once after placement; its answer means the model is loaded."""
@@ -52,4 +68,11 @@ class ModelWorker:
         :func:`consumer.work.compute`); a wrong count of results or a result of a type no
         model may return fails the batch."""
         request = unpack(payload, WorkRequest)
-        return pack(compute(request, self._model, plugin=self._spec, worker=self._name))
+        tracer = self._tracer
+        if tracer is None or request.trace is None:
+            return pack(compute(request, self._model, plugin=self._spec, worker=self._name))
+        with tracer.remote(request.trace, "molstream.worker"):
+            result = compute(
+                request, self._model, plugin=self._spec, worker=self._name, trace=tracer
+            )
+        return pack(result)

@@ -5,16 +5,30 @@ output that records what it was given. With them the data path's steps run in mi
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka import TopicPartition
 
-from consumer.models.synthetic import SyntheticModel
+from consumer.batching import Batcher
+from consumer.dispatch import Dispatcher, DispatchLimits
+from consumer.hooks import Hooks
+from consumer.intake import Intake
+from consumer.items import Item
+from consumer.ledger import Ledger
 from consumer.output import DeadLetter
 from consumer.replica import Replica, ReplicaState
-from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, compute, pack, unpack
+from consumer.screen import RecordLimits
+from consumer.sink import Sink
+from consumer.throughput import Throughput
+from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, pack, unpack
+from consumer.worker import ModelWorker
+from schemas.wire import WriterSchemas
+
+if TYPE_CHECKING:
+    from consumer.tracing import Tracer
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +71,12 @@ class FakeConsumer:
 
 
 class InProcessPool:
-    """One replica with one slot that computes each batch here, its request and result
-    pickled as they would cross to a worker and back."""
+    """One replica with one slot whose worker (the real actor class, not in Ray) computes
+    each batch here, its request and result crossing as bytes as they would to an actor."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: ModelWorker | None = None) -> None:
         self.replica = Replica("fake-worker", None, 0.0, state=ReplicaState.READY)
-        self.model = SyntheticModel()
+        self.worker = worker or ModelWorker("fake-worker", "synthetic", {})
 
     async def acquire(self) -> Replica:
         self.replica.busy += 1
@@ -74,9 +88,7 @@ class InProcessPool:
     async def process(
         self, replica: Replica, request: WorkRequest, *, timeout_s: float
     ) -> WorkResult:
-        crossed = unpack(pack(request), WorkRequest)
-        result = compute(crossed, self.model, plugin="synthetic", worker=replica.name)
-        return unpack(pack(result), WorkResult)
+        return unpack(self.worker.process(pack(request)), WorkResult)
 
 
 @dataclass
@@ -96,3 +108,51 @@ class RecordingOutput:
 
     async def dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         self.letters.extend(letters)
+
+
+async def run_pipeline(
+    by_partition: dict[TopicPartition, list[Record]],
+    limits: RecordLimits,
+    *,
+    pool: InProcessPool | None = None,
+    tracer: Tracer | None = None,
+) -> tuple[RecordingOutput, Ledger]:
+    """Run the real intake, dispatch and sink over the fakes until every record of
+    ``by_partition`` is done (bounded: 10 s), then drain."""
+    output, ledger, hooks = RecordingOutput(), Ledger(16, 2000), Hooks()
+    consumer = FakeConsumer(by_partition)
+    dispatcher = Dispatcher(
+        pool=cast(Any, pool or InProcessPool()),
+        sink=Sink(output=cast(Any, output), ledger=ledger, hooks=hooks),
+        ledger=ledger,
+        throughput=Throughput(completed=lambda: ledger.completed, clock=time.monotonic),
+        hooks=hooks,
+        limits=DispatchLimits(max_attempts=2, batch_timeout_s=5.0, model="synthetic"),
+        output_spec=lambda: output.spec(30, 20),
+        clock=time.monotonic,
+        tracer=tracer,
+    )
+    intake = Intake(
+        consumer=lambda: cast(Any, consumer),
+        ledger=ledger,
+        dispatcher=dispatcher,
+        writers=WriterSchemas(None),
+        batcher=Batcher[Item](batch_size=4, batch_wait_s=0.0),
+        limits=limits,
+        hooks=hooks,
+        clock=time.monotonic,
+        tracer=tracer,
+    )
+    fetching = asyncio.create_task(intake.fetch_routine())
+    try:
+        async with asyncio.timeout(10):
+            while not all(
+                ledger.state(tp).committable == len(rs) for tp, rs in by_partition.items() if rs
+            ):
+                assert not fetching.done(), fetching
+                await asyncio.sleep(0.001)
+            await dispatcher.drain(1.0)
+    finally:
+        fetching.cancel()
+        await asyncio.gather(fetching, return_exceptions=True)
+    return output, ledger

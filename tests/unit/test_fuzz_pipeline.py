@@ -11,26 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from typing import Any, cast
 
 from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.batching import Batcher
-from consumer.dispatch import Dispatcher, DispatchLimits
-from consumer.hooks import Hooks
-from consumer.intake import Intake
-from consumer.items import Item
 from consumer.ledger import Ledger
 from consumer.screen import RecordLimits
-from consumer.sink import Sink
-from consumer.throughput import Throughput
 from schemas import MOLECULE_CODEC, Molecule
 from schemas.framing import VALUE_SCHEMA_ID_HEADER, registry_framed, single_object
-from schemas.wire import WriterSchemas
-from tests.unit.fakes import FakeConsumer, InProcessPool, Record, RecordingOutput
+from tests.unit.fakes import Record, RecordingOutput, run_pipeline
 
 EXAMPLES = int(os.environ.get("MOLSTREAM_FUZZ_EXAMPLES", "150"))
 LIMITS = RecordLimits(
@@ -62,44 +52,7 @@ records = st.lists(
 
 
 def _run(by_partition: dict[TopicPartition, list[Record]]) -> tuple[RecordingOutput, Ledger]:
-    async def run() -> tuple[RecordingOutput, Ledger]:
-        output, ledger, hooks = RecordingOutput(), Ledger(16, 2000), Hooks()
-        consumer = FakeConsumer(by_partition)
-        dispatcher = Dispatcher(
-            pool=cast(Any, InProcessPool()),
-            sink=Sink(output=cast(Any, output), ledger=ledger, hooks=hooks),
-            ledger=ledger,
-            throughput=Throughput(completed=lambda: ledger.completed, clock=time.monotonic),
-            hooks=hooks,
-            limits=DispatchLimits(max_attempts=2, batch_timeout_s=5.0, model="synthetic"),
-            output_spec=lambda: output.spec(30, 20),
-            clock=time.monotonic,
-        )
-        intake = Intake(
-            consumer=lambda: cast(Any, consumer),
-            ledger=ledger,
-            dispatcher=dispatcher,
-            writers=WriterSchemas(None),
-            batcher=Batcher[Item](batch_size=4, batch_wait_s=0.0),
-            limits=LIMITS,
-            hooks=hooks,
-            clock=time.monotonic,
-        )
-        fetching = asyncio.create_task(intake.fetch_routine())
-        try:
-            async with asyncio.timeout(10):
-                while not all(
-                    ledger.state(tp).committable == len(rs) for tp, rs in by_partition.items() if rs
-                ):
-                    assert not fetching.done(), fetching
-                    await asyncio.sleep(0.001)
-                await dispatcher.drain(1.0)
-        finally:
-            fetching.cancel()
-            await asyncio.gather(fetching, return_exceptions=True)
-        return output, ledger
-
-    return asyncio.run(run())
+    return asyncio.run(run_pipeline(by_partition, LIMITS))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

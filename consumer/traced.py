@@ -1,0 +1,64 @@
+"""The data path's steps, traced when tracing is on (:mod:`consumer.tracing`).
+
+No OpenTelemetry module is imported here: with no tracer every helper hands the step on
+untouched, so a consumer that does not trace pays one ``is None`` test per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from consumer.work import WorkRequest, WorkResult
+
+if TYPE_CHECKING:
+    from consumer.pool import ReplicaPool
+    from consumer.replica import Replica
+    from consumer.tracing import Headers, Tracer
+
+T = TypeVar("T")
+
+
+def tracer_for(env: dict[str, str] | None) -> Tracer | None:
+    """The consumer's tracer when tracing is on (``env``: its OTEL_* variables), else None
+    (and nothing of OpenTelemetry imported)."""
+    if env is None:
+        return None
+    from consumer.tracing import Tracer
+
+    return Tracer("molstream")
+
+
+def batch(
+    tracer: Tracer | None, headers: Sequence[Headers], routine: Coroutine[Any, Any, T]
+) -> Coroutine[Any, Any, T]:
+    """A batch's routine, inside a ``molstream.batch`` span linked to its inputs."""
+    if tracer is None:
+        return routine
+
+    async def traced() -> T:
+        with tracer.batch(headers):
+            return await routine
+
+    return traced()
+
+
+async def stage(tracer: Tracer | None, name: str, step: Coroutine[Any, Any, T]) -> T:
+    """``step`` inside a span ``name`` (of the current one)."""
+    if tracer is None:
+        return await step
+    with tracer.stage(name):
+        return await step
+
+
+async def process(
+    tracer: Tracer | None, pool: ReplicaPool, replica: Replica, work: WorkRequest, timeout_s: float
+) -> WorkResult:
+    """One call to a worker; traced, inside ``molstream.compute``, whose context the request
+    carries to the worker."""
+    if tracer is None:
+        return await pool.process(replica, work, timeout_s=timeout_s)
+    with tracer.stage("molstream.compute"):
+        carried = dataclasses.replace(work, trace=tracer.traceparent())
+        return await pool.process(replica, carried, timeout_s=timeout_s)
