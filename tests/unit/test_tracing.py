@@ -47,7 +47,7 @@ def test_spans_link_the_inputs_cross_to_the_worker_and_continue_each_trace(
         for i, headers in enumerate(_headers(8, untraced=5))
     ]
     tracer = Tracer("molstream", exporter=exported)
-    worker = ModelWorker("fake-worker", "synthetic", {}, tracing_env={"OTEL_SERVICE_NAME": "w"})
+    worker = ModelWorker("fake-worker", "synthetic", {}, tracing_env={})
     output, _ = asyncio.run(
         run_pipeline({TP: records}, LIMITS, pool=InProcessPool(worker), tracer=tracer)
     )
