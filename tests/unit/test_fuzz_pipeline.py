@@ -10,7 +10,6 @@ The suite runs a short budget; the long one is a documented command:
 from __future__ import annotations
 
 import asyncio
-import os
 
 from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
@@ -20,9 +19,10 @@ from consumer.ledger import Ledger
 from consumer.screen import RecordLimits
 from schemas import MOLECULE_CODEC, Molecule
 from schemas.framing import VALUE_SCHEMA_ID_HEADER, registry_framed, single_object
+from tests.fuzzing import examples
 from tests.unit.fakes import Record, RecordingOutput, run_pipeline
 
-EXAMPLES = int(os.environ.get("MOLSTREAM_FUZZ_EXAMPLES", "150"))
+EXAMPLES = examples(150)
 LIMITS = RecordLimits(
     max_record_bytes=400, max_key_bytes=40, max_header_count=4, max_header_bytes=100
 )

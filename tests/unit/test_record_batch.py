@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.record_batch import RawBatch, RecordBatchError, read_batch, read_batches
+from tests.fuzzing import examples
 from tests.record_batches import Rec, encode_batch, records
 
 HEADERS = [("trace", b"\x00\x01"), ("empty", b""), ("nothing", None)]
@@ -108,7 +109,7 @@ def test_random_batches_round_trip(batch: list[Rec], base: int) -> None:
     ]
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.lists(records(), min_size=1, max_size=5), st.data())
 def test_garbled_batches_give_records_or_the_readers_error(
     batch: list[Rec], data: st.DataObject

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -25,8 +24,9 @@ from hypothesis import strategies as st
 from schemas import MOLECULE_CODEC, Codec, DecodeError
 from schemas.admission import admit
 from schemas.errors import RefusedSchemaError
+from tests.fuzzing import examples
 
-EXAMPLES = int(os.environ.get("MOLSTREAM_FUZZ_EXAMPLES", "200"))
+EXAMPLES = examples(200)
 RULES = {
     "too_large",
     "too_deep",

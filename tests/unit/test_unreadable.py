@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from consumer.errors import UnreadableRecordError
 from consumer.reasons import DeadLetterStage
 from consumer.unreadable import Recovered, recover
+from tests.fuzzing import examples
 from tests.record_batches import Rec, encode_batch, records
 
 TP = TopicPartition("molecules", 2)
@@ -92,7 +93,7 @@ def test_an_unreadable_batch_header_moves_one_offset_at_a_time() -> None:
         assert "only v2" in str(letter.error) and "CorruptRecordException" in str(letter.error)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.lists(st.lists(records(), min_size=1, max_size=5), min_size=1, max_size=4), st.data())
 def test_every_offset_is_taken_or_a_dead_letter(
     batches: list[list[Rec]], data: st.DataObject
