@@ -1,0 +1,61 @@
+"""The zero-cost pipeline alone, so that two versions of the code can be measured in turns.
+
+Run: ``.venv/bin/python -m bench.zero_cost --molecules 100000`` prints one JSON line: the
+steady molecules/s of the pipeline (synthetic model at 0 ms, two workers, batches of 256),
+the consumer process's CPU per molecule, and the raw aiokafka produce rate of the same
+records on the same broker (as step 1 and 2 of ``bench.throughput``, which it reuses). To
+compare two commits, run it from each commit's checkout in turns (A, B, A, B ...) and compare
+the pairwise ratios: the machine's speed drifts between minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+
+from bench.harness import nci_repeated
+from bench.throughput import ZERO_COST, Env, end_to_end, kafka_alone
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+
+
+async def _measure(env: Env, molecules: int) -> dict[str, float]:
+    records = nci_repeated(molecules)
+    kafka = await kafka_alone(env, "zero-cost", records)
+    pipeline = end_to_end(
+        env,
+        "zero-cost",
+        len(records),
+        workers=2,
+        model="synthetic",
+        options=ZERO_COST,
+        batch_size=256,
+        max_in_flight=8192,
+    )
+    async with pipeline as (zero, _, _):
+        pass
+    produce = float(kafka["produce_records_per_s"])
+    return {
+        "pipeline_molecules_per_s": zero.steady_molecules_per_s,
+        "cpu_us_per_molecule": zero.cpu_us_per_molecule,
+        "kafka_produce_records_per_s": produce,
+        "ratio_over_kafka_produce": zero.steady_molecules_per_s / produce,
+    }
+
+
+def main() -> None:
+    """One measurement, one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--molecules", type=int, default=100_000)
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    with EmbeddedBroker() as broker, LocalCluster() as cluster:
+        for _ in range(2):
+            cluster.add_spot_node()
+        print(json.dumps(asyncio.run(_measure(Env(broker, cluster), args.molecules))))
+
+
+if __name__ == "__main__":
+    main()
