@@ -5,6 +5,9 @@ across the (pickled) request, and each prediction's traceparent continues its in
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 from aiokafka import TopicPartition
@@ -87,3 +90,22 @@ def test_tracing_is_off_unless_configured() -> None:
     assert tracing_env(off, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) is not None
     assert tracing_env(OpsSettings(otel=True), {}) == {}
     assert tracing_env(OpsSettings(otel=True), {"OTEL_SDK_DISABLED": "true"}) is None
+
+
+def test_off_nothing_of_tracing_is_imported() -> None:
+    probe = (
+        "import asyncio, sys\n"
+        "from consumer.processor import StreamProcessor\n"
+        "from consumer.settings import ConsumerSettings\n"
+        "async def build():\n"
+        "    assert StreamProcessor(ConsumerSettings()).tracer is None\n"
+        "asyncio.run(build())\n"
+        "print(sorted(m for m in sys.modules if m == 'consumer.tracing'"
+        " or m.startswith('opentelemetry.sdk.trace')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
