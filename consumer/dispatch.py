@@ -240,7 +240,11 @@ class Dispatcher:
 
     async def _failed(self, items: list[Item], error: Exception) -> Computed:
         """FAILED predictions, made here from the records' keys, for items no worker computed."""
-        keys, text = [i.key for i in items], f"{type(error).__name__}: {error}"
+        # A model output error names the model and what it returned: its class adds nothing.
+        text = f"{type(error).__name__}: {error}"
+        if isinstance(error, ModelOutputError):
+            text = str(error)
+        keys = [i.key for i in items]
         work = request(items, await self._output_spec())
         return Computed(items, fail(work, keys, text, model=self._limits.model), error)
 
