@@ -6,11 +6,17 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
+
+# Property tests judge what comes out, never how fast: Hypothesis's per-example deadline
+# measured the machine's load (one example over 200 ms on a busy 2-core machine).
+settings.register_profile("molstream", deadline=None)
+settings.load_profile("molstream")
 
 
 @pytest.fixture
