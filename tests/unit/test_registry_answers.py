@@ -75,6 +75,7 @@ def _registry(fake: FakeClient, clock: Clock | None = None) -> SchemaRegistry:
         schema_registry_url="http://127.0.0.1:1",
         schema_registry_user="molstream",
         schema_registry_password=SECRET,
+        allow_insecure_auth=True,  # the fake is reached over http://
     )
     return SchemaRegistry(settings, clock=clock or Clock(), client=lambda conf: fake)  # type: ignore[arg-type, return-value]
 
