@@ -21,7 +21,6 @@ from pydantic_settings import (
 
 from schemas.auth_settings import AuthSettings, check_token_provider
 from schemas.kafka_checks import check_kafka_security
-from schemas.token_sources import KafkaTokenProvider
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -111,6 +110,8 @@ class KafkaSettings(AuthSettings):
         if self.security_protocol.startswith("SASL"):
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             if self.sasl_oauth_token_provider is not None:
+                from schemas.kafka_token import KafkaTokenProvider
+
                 source = self.token_source(
                     self.sasl_oauth_token_provider, "--sasl-oauth-token-provider"
                 )

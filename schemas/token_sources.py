@@ -2,30 +2,29 @@
 auth): AWS MSK IAM, an OIDC token endpoint, or a function of the user's.
 
 A source is synchronous and caches its token: the registry client calls it from its worker
-thread, aiokafka through :class:`KafkaTokenProvider` (in a thread, so a slow token endpoint
-never blocks the event loop). A source that cannot have a token because it is refused raises
-:class:`TokenRefusedError` (a refused login, never retried); an endpoint that cannot be reached
-raises :class:`OSError` (an outage, retried like an unreachable broker).
+thread, aiokafka through :class:`schemas.kafka_token.KafkaTokenProvider` (in a thread, so a
+slow token endpoint never blocks the event loop). A source that is refused raises
+:class:`TokenRefusedError` (a refused login, never retried); an endpoint that cannot be
+reached raises :class:`OSError` (an outage, retried like an unreachable broker).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import importlib
 import json
 import os
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from aiokafka.abc import AbstractTokenProvider
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    import urllib.request
 
 REFRESH_AFTER_FRACTION = 0.8
 """A cached token is fetched again once this fraction of its lifetime has passed: before it
@@ -96,6 +95,8 @@ class OidcTokenSource(_Caching):
         self._timeout_s = timeout_s
 
     def _request(self) -> urllib.request.Request:
+        import urllib.request  # only when a token is asked for: keeps start-up light
+
         form = {"grant_type": "client_credentials"}
         if self._scope is not None:
             form["scope"] = self._scope
@@ -116,6 +117,9 @@ class OidcTokenSource(_Caching):
         )
 
     def _fetch(self) -> tuple[str, float]:
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(self._request(), timeout=self._timeout_s) as answer:
                 body = json.loads(answer.read())
@@ -213,16 +217,6 @@ class StaticTokenSource:
 
     def token(self) -> str:
         return self._token.get_secret_value()
-
-
-class KafkaTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
-    """aiokafka's ``sasl_oauth_token_provider`` over a :class:`TokenSource`."""
-
-    def __init__(self, source: TokenSource) -> None:
-        self.source = source
-
-    async def token(self) -> str:
-        return await asyncio.to_thread(self.source.token)
 
 
 def registry_bearer_fields(
