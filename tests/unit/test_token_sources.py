@@ -122,7 +122,7 @@ async def test_oidc_endpoint_away_or_failing_is_an_outage(endpoint: TokenEndpoin
 
 
 def test_msk_iam_signer_makes_a_token_from_the_aws_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY000001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-access-key")
