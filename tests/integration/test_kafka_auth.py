@@ -1,6 +1,7 @@
 """Issue 18 item 3 against the embedded broker started with ``--authentication`` (SASL SCRAM
 required, no user known): a refused login ends ``consume``, ``produce`` and ``results`` within
-seconds with one line saying authentication failed, and the password appears nowhere."""
+seconds with one line saying authentication failed, and the password appears nowhere
+(``redrive`` too)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ async def test_consume_with_a_refused_scram_login_exits_at_once(
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
-async def test_produce_and_results_with_a_refused_scram_login_exit_at_once(
+async def test_produce_results_and_redrive_with_a_refused_scram_login_exit_at_once(
     auth_broker: AuthenticatingBroker, tmp_path: Path, mechanism: str
 ) -> None:
     molecules = tmp_path / "in.smi"
@@ -87,6 +88,7 @@ async def test_produce_and_results_with_a_refused_scram_login_exit_at_once(
     for argv in (
         [*cli, "produce", str(molecules), *bootstrap, *_login(mechanism)],
         [*cli, "results", "--timeout-s", "5", *bootstrap, *_login(mechanism)],
+        [*cli, "redrive", "--timeout-s", "5", *bootstrap, *_login(mechanism)],
     ):
         done, elapsed_s = await _run(argv)
         _assert_refused(done, elapsed_s)
