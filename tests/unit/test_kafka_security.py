@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -21,12 +22,19 @@ from aiokafka.errors import (
 from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 
+from consumer.batching import Batcher
 from consumer.connect import until_connected
+from consumer.hooks import Hooks
+from consumer.intake import Intake
+from consumer.items import Item
+from consumer.ledger import Ledger
+from consumer.screen import RecordLimits
 from schemas.kafka import KafkaSettings
 from schemas.kafka_refusals import KafkaAuthError, is_refusal, refusal_message
 from schemas.kafka_token import KafkaTokenProvider
 from schemas.registry_settings import RegistrySettings
 from schemas.token_sources import TokenRefusedError
+from schemas.wire import WriterSchemas
 
 
 @pytest.fixture(autouse=True)
@@ -296,3 +304,43 @@ async def test_until_connected_ends_at_a_refusal_and_retries_an_outage() -> None
         10,
     )
     assert errors == ["connect"] and outcomes == []
+
+
+class _RefusingConsumer:
+    """Away once (an outage), then not allowed to read the topic."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            raise KafkaConnectionError("away")
+        raise TopicAuthorizationFailedError("molecules")
+
+    def assignment(self) -> set[Any]:
+        return set()
+
+
+class _NoDispatch:
+    def dispatch(self, batches: Any) -> None:
+        assert not batches
+
+
+async def test_the_fetch_routine_retries_an_outage_and_ends_at_a_refusal() -> None:
+    consumer = _RefusingConsumer()
+    intake = Intake(
+        consumer=lambda: cast(Any, consumer),
+        ledger=Ledger(16, 2000),
+        dispatcher=cast(Any, _NoDispatch()),
+        writers=WriterSchemas(None),
+        batcher=Batcher[Item](batch_size=4, batch_wait_s=0.0),
+        limits=RecordLimits(1 << 20, 1024, 64, 1 << 16),
+        hooks=Hooks(),
+        clock=time.monotonic,
+    )
+    with pytest.raises(TopicAuthorizationFailedError):
+        await asyncio.wait_for(intake.fetch_routine(), 10)
+    assert consumer.calls == 2
+    line = refusal_message(SASL, TopicAuthorizationFailedError("molecules"))
+    assert line is not None and "--sasl-username" in line
