@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,10 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
+from pydantic import SecretStr
 
 from bench.harness import consume_command
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
+from schemas.kafka import KafkaSettings
+from schemas.kafka_refusals import KafkaAuthError, probe_login, raise_if_refused
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +98,27 @@ async def test_produce_results_and_redrive_with_a_refused_scram_login_exit_at_on
         done, elapsed_s = await _run(argv)
         _assert_refused(done, elapsed_s)
         print(f"{argv[3]} refused in {elapsed_s:.1f} s")
+
+
+async def test_a_failed_bootstrap_is_asked_again_to_tell_a_refusal_from_an_outage(
+    auth_broker: AuthenticatingBroker,
+) -> None:
+    # aiokafka's bootstrap reports a refused login as "Unable to bootstrap" (Apache Kafka's
+    # SaslAuthenticationFailed is swallowed there): one direct login tells the two apart.
+    refused = KafkaSettings(
+        bootstrap_servers=auth_broker.bootstrap_servers,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="molstream",
+        sasl_password=SecretStr(SECRET),
+    )
+    bootstrap_failed = KafkaConnectionError("Unable to bootstrap from the brokers")
+    with pytest.raises(KafkaAuthError, match="Kafka authentication failed") as info:
+        await raise_if_refused(refused, bootstrap_failed)
+    assert SECRET not in str(info.value)
+    with socket.socket() as probe:  # a port nothing listens on: an outage, not a refusal
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    away = refused.model_copy(update={"bootstrap_servers": closed})
+    await asyncio.wait_for(raise_if_refused(away, bootstrap_failed), 30)
+    assert await probe_login(away) is None
