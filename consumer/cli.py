@@ -120,6 +120,7 @@ def consume(*, given: dict[str, Any]) -> None:
     from consumer.metrics import PrometheusHooks
     from consumer.runner import run_until_signal
     from schemas.errors import RegistryError
+    from schemas.kafka_refusals import refusal_message
 
     settings = build_settings(ConsumerSettings, given)
     configure_logging(settings.log_format, settings.log_level)
@@ -128,6 +129,12 @@ def consume(*, given: dict[str, Any]) -> None:
         asyncio.run(run_until_signal(settings, hooks, metrics_registry=hooks.registry))
     except (MolstreamError, RegistryError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    except Exception as exc:  # a refused login or right: the settings, not an outage
+        refused = refusal_message(settings, exc)
+        if refused is None:
+            raise
+        typer.secho(f"error: {refused}", err=True, fg="red")
         raise typer.Exit(2) from None
 
 

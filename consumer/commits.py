@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from consumer import traced
 from consumer.hooks import Hooks, PartitionLag
 from consumer.ledger import Ledger
+from schemas.kafka_refusals import is_refusal
 
 if TYPE_CHECKING:
     from consumer.tracing import Tracer
@@ -68,6 +69,8 @@ class Committer:
             committing = asyncio.wait_for(consumer.commit(offsets), self._timeout_s)
             await traced.stage(self._tracer, "molstream.commit", committing)
         except (KafkaError, TimeoutError) as exc:
+            if is_refusal(exc):  # the group's rights withdrawn: ends the process
+                raise
             log.warning("commit failed, will retry", error=f"{type(exc).__name__}: {exc}")
             self._hooks.broker_error("commit")
             return

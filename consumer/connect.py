@@ -1,4 +1,5 @@
-"""Connecting to the brokers: the group consumer's client, and retries while they are away."""
+"""Connecting to the brokers: the group consumer's client, and retries while they are away
+(never when they refuse the login: that ends the process)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from consumer.settings import ConsumerSettings
+from schemas.kafka import KafkaSettings
+from schemas.kafka_refusals import is_refusal, raise_if_refused
 
 log = structlog.get_logger(__name__)
 
@@ -39,22 +42,26 @@ async def until_connected(
     what: str,
     connect: Callable[[], Awaitable[None]],
     *,
-    bootstrap_servers: str,
+    kafka: KafkaSettings,
     on_error: Callable[[str], None],
     on_attempt: Callable[[], None],
 ) -> None:
-    """Retry ``connect`` with backoff while the broker is unreachable (logged, counted)."""
+    """Retry ``connect`` with backoff while the broker is unreachable (logged, counted);
+    raise :class:`~schemas.kafka_refusals.KafkaAuthError` at once if it refuses the login."""
     backoff_s = 0.5
     while True:
         on_attempt()
         try:
             await connect()
             return
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, KafkaError | OSError | TimeoutError) and not is_refusal(exc):
+                raise
+            await raise_if_refused(kafka, exc)
             log.warning(
                 "broker unreachable, will retry",
                 client=what,
-                bootstrap_servers=bootstrap_servers,
+                bootstrap_servers=kafka.bootstrap_servers,
                 error=f"{type(exc).__name__}: {exc}",
                 retry_in_s=backoff_s,
             )

@@ -34,6 +34,7 @@ from consumer.screen import RecordLimits, refusal, size_of
 from schemas import DecodeError
 from schemas.errors import RegistryAuthError
 from schemas.framing import REGISTRY_MAGIC
+from schemas.kafka_refusals import is_refusal
 from schemas.wire import SchemaPendingError, WriterSchemas
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class Intake:
             )
             fetched = await traced.stage(self._tracer, "molstream.fetch", fetching)
         except Exception as exc:
+            if is_refusal(exc):  # not allowed to read (or join): ends the process
+                raise
             if isinstance(exc, KafkaError) and not isinstance(exc, CorruptRecordException):
                 # The broker is away or the group is rebalancing: keep trying, report it.
                 log.warning("fetch failed, will retry", error=f"{type(exc).__name__}: {exc}")

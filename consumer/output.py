@@ -19,6 +19,7 @@ from consumer.reasons import DeadLetterStage
 from consumer.work import Headers, OutputSpec, Produced
 from schemas import PREDICTION_CODEC
 from schemas.kafka import ProducerSettings
+from schemas.kafka_refusals import is_refusal
 from schemas.registry import SchemaRegistry
 from schemas.wire import Encoder
 
@@ -142,6 +143,8 @@ class Output(Lifecycle):
                     partitions = await self._started().partitions_for(self._output_topic)
                 break
             except (KafkaError, TimeoutError) as exc:
+                if is_refusal(exc):  # not allowed to write the output topic
+                    raise
                 self._report(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(self._backoff_max_s, backoff * 2)
@@ -223,6 +226,8 @@ class Output(Lifecycle):
         failed: list[R],
         rejected: list[tuple[R, Exception]],
     ) -> None:
+        if is_refusal(exc):  # a right withdrawn is no record's fault: ends the process
+            raise exc
         if _transient(exc):
             failed.extend(unit)
             self._report(exc)

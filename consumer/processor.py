@@ -148,7 +148,7 @@ class StreamProcessor(Lifecycle):
         await until_connected(
             what,
             connect,
-            bootstrap_servers=self.settings.bootstrap_servers,
+            kafka=self.settings,
             on_error=self.hooks.broker_error,
             on_attempt=alive,
         )

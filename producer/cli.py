@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -20,6 +19,7 @@ from producer.settings import ProduceSettings, ResultsSettings
 from schemas import Molecule, Prediction, Status
 from schemas.cli_options import build_settings, with_settings_options
 from schemas.errors import RegistryError
+from schemas.kafka_refusals import KAFKA_FAILURES, exit_if_refused
 
 # soft_wrap: a message to a pipe or a log is never broken at 80 columns mid-sentence.
 _err = Console(stderr=True, soft_wrap=True)
@@ -81,7 +81,8 @@ def produce(
     except ReadError as exc:
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    except (KafkaError, OSError, TimeoutError) as exc:
+    except KAFKA_FAILURES as exc:
+        exit_if_refused(kafka, exc)
         _err.print(f"[red]error:[/red] cannot reach {kafka.bootstrap_servers}: {exc!r}")
         raise typer.Exit(1) from None
     except RegistryError as exc:
@@ -141,6 +142,7 @@ def results(
 
     try:
         asyncio.run(main())
-    except (KafkaError, OSError, TimeoutError, RegistryError) as exc:
+    except (*KAFKA_FAILURES, RegistryError) as exc:
+        exit_if_refused(kafka, exc)
         _err.print(f"[red]error:[/red] {exc!r}")
         raise typer.Exit(1) from None

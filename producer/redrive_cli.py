@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -19,6 +18,7 @@ from producer.redrive import STAGES, Selection, Verdict
 from producer.redriver import RedriveRun, Summary, redrive
 from producer.settings import RedriveSettings
 from schemas.cli_options import build_settings, with_settings_options
+from schemas.kafka_refusals import KAFKA_FAILURES, exit_if_refused
 
 _err = Console(stderr=True, soft_wrap=True)
 _out = Console(soft_wrap=True)
@@ -104,7 +104,8 @@ def redrive_command(
     run = RedriveRun(dlq_topic, group_id, chosen, topic, dry_run, timeout_s)
     try:
         summary = asyncio.run(_run(kafka, run))
-    except (KafkaError, OSError, TimeoutError) as exc:
+    except KAFKA_FAILURES as exc:
+        exit_if_refused(kafka, exc)
         _err.print(f"[red]error:[/red] {kafka.bootstrap_servers}: {exc!r}")
         raise typer.Exit(1) from None
     if as_json:

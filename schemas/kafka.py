@@ -11,13 +11,16 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from schemas.auth_settings import AuthSettings, check_token_provider
+from schemas.kafka_checks import check_kafka_security
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -26,7 +29,7 @@ CONFIG_FILE: ContextVar[Path | None] = ContextVar("molstream_config_file", defau
 """The ``--config`` TOML file the settings being built read (set by the CLI machinery)."""
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(AuthSettings):
     """Connection settings; each is a ``--option`` and a ``MOLSTREAM_OPTION`` variable.
 
     Sources, first wins: keyword arguments (the flags), the environment, secret files
@@ -57,28 +60,35 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: str | None = Field(None, description="CA bundle to verify the brokers (SSL).")
     ssl_certfile: str | None = Field(None, description="Client certificate (mutual TLS).")
     ssl_keyfile: str | None = Field(None, description="Client private key (mutual TLS).")
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+    ssl_keyfile_password: SecretStr | None = Field(
+        None,
+        description="Password of an encrypted --ssl-keyfile; from "
+        "MOLSTREAM_SSL_KEYFILE_PASSWORD or a secret file, never a flag.",
+        json_schema_extra={"cli": False},
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = Field(
         "PLAIN", description="SASL mechanism (SASL_* protocols)."
     )
-    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_username: str | None = Field(None, description="SASL user name (PLAIN, SCRAM).")
     sasl_password: SecretStr | None = Field(
         None,
         description="SASL password; from MOLSTREAM_SASL_PASSWORD or a secret file, never a flag.",
         json_schema_extra={"cli": False},
     )
+    sasl_oauth_token_provider: str | None = Field(
+        None,
+        description="Token provider of OAUTHBEARER: aws-msk-iam (the aws extra; AWS's own "
+        "credentials and region), oidc (--oidc-*), or module:callable (returns the token).",
+    )
     broker_timeout_s: float = Field(
         30.0, gt=0, description="Upper bound of a single broker call (connect, commit, send)."
     )
 
+    _check_provider = field_validator("sasl_oauth_token_provider")(check_token_provider)
+
     @model_validator(mode="after")
     def _check_security(self) -> Self:
-        if self.security_protocol.startswith("SASL") and (
-            self.sasl_username is None or self.sasl_password is None
-        ):
-            raise ValueError(
-                f"security protocol {self.security_protocol} needs --sasl-username and "
-                "MOLSTREAM_SASL_PASSWORD"
-            )
+        check_kafka_security(self)
         return self
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -90,14 +100,26 @@ class KafkaSettings(BaseSettings):
         if "SSL" in self.security_protocol:
             from aiokafka.helpers import create_ssl_context
 
+            password = self.ssl_keyfile_password
             kwargs["ssl_context"] = create_ssl_context(
-                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+                cafile=self.ssl_cafile,
+                certfile=self.ssl_certfile,
+                keyfile=self.ssl_keyfile,
+                password=None if password is None else password.get_secret_value(),
             )
         if self.security_protocol.startswith("SASL"):
-            assert self.sasl_password is not None  # checked by the validator
             kwargs["sasl_mechanism"] = self.sasl_mechanism
-            kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+            if self.sasl_oauth_token_provider is not None:
+                from schemas.kafka_token import KafkaTokenProvider
+
+                source = self.token_source(
+                    self.sasl_oauth_token_provider, "--sasl-oauth-token-provider"
+                )
+                kwargs["sasl_oauth_token_provider"] = KafkaTokenProvider(source)
+            else:
+                assert self.sasl_password is not None  # checked by the validator
+                kwargs["sasl_plain_username"] = self.sasl_username
+                kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return kwargs
 
 

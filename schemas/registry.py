@@ -37,6 +37,7 @@ from schemas.errors import (
 )
 from schemas.framing import SchemaRef, describe_ref
 from schemas.registry_settings import RegistrySettings
+from schemas.token_sources import TokenRefusedError
 
 log = structlog.get_logger(__name__)
 
@@ -54,9 +55,6 @@ and a schema registered meanwhile is found within a minute."""
 _NOT_FOUND = 404
 _AUTH_STATUSES = frozenset({401, 403})
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
-_SETTINGS_HINT = (
-    "check --schema-registry-url, --schema-registry-user and MOLSTREAM_SCHEMA_REGISTRY_PASSWORD"
-)
 
 
 class RegistryUnavailableError(RegistryError):
@@ -257,10 +255,7 @@ class SchemaRegistry:
     def _fetch_failed(self, ref: SchemaRef, exc: SchemaRegistryError) -> Exception:
         status = exc.http_status_code
         if status in _AUTH_STATUSES:
-            refusal = self._refusal(exc)
-            if self._refused is not None and not self._refused.done():  # the first one
-                self._refused.set_exception(refusal)
-            return refusal
+            return self._refuse(self._refusal(exc))
         error: DecodeError
         if status == _NOT_FOUND:
             error = UnknownSchemaError(f"{describe_ref(ref)} is not in {self.url}")
@@ -278,9 +273,15 @@ class SchemaRegistry:
         if exc.http_status_code in _AUTH_STATUSES:
             return RegistryAuthError(
                 f"schema registry {self.url} refused molstream's credentials "
-                f"(HTTP {exc.http_status_code}): {_SETTINGS_HINT}"
+                f"(HTTP {exc.http_status_code}): check {self._settings.credential_options()}"
             )
         return RegistryError(f"schema registry {self.url}: {exc}")
+
+    def _refuse(self, refusal: RegistryError) -> RegistryError:
+        """``refusal``, also raised by :meth:`refused` (the first one)."""
+        if self._refused is not None and not self._refused.done():
+            self._refused.set_exception(refusal)
+        return refusal
 
     def _remember(self, ref: SchemaRef, schema: Schema) -> dict[str, Any]:
         try:
@@ -305,6 +306,9 @@ class SchemaRegistry:
         while True:
             try:
                 return await asyncio.to_thread(request, *args)
+            except TokenRefusedError as exc:
+                refusal = RegistryAuthError(f"schema registry {self.url}: {exc}")
+                raise self._refuse(refusal) from None
             except Exception as exc:
                 if not retry(exc):
                     raise

@@ -112,6 +112,7 @@ async def test_refused_credentials_at_start_up_exit_naming_the_registry_settings
             broker.bootstrap_servers,
             ray_cluster.address,
             *("--schema-registry-url", registry.url, "--schema-registry-user", "molstream"),
+            "--allow-insecure-auth",  # the test's registry speaks http://
         )
         env = {**os.environ, "MOLSTREAM_SCHEMA_REGISTRY_PASSWORD": secret}
         done = await asyncio.to_thread(_consume, argv, env)

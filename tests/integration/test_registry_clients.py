@@ -171,12 +171,18 @@ async def test_the_current_schemas_are_backward_compatible_with_the_old(
 async def test_basic_auth_user_and_password_reach_the_registry() -> None:
     with SchemaRegistryServer(credentials=("svc", "s3cret")) as server:
         good = _settings(
-            server, schema_registry_user="svc", schema_registry_password=SecretStr("s3cret")
+            server,
+            allow_insecure_auth=True,
+            schema_registry_user="svc",
+            schema_registry_password=SecretStr("s3cret"),
         )
         async with SchemaRegistry(good) as registry:
             assert await registry.register("molecules-value", MOLECULE_CODEC.text) == 1
         bad = _settings(
-            server, schema_registry_user="svc", schema_registry_password=SecretStr("wrong")
+            server,
+            allow_insecure_auth=True,
+            schema_registry_user="svc",
+            schema_registry_password=SecretStr("wrong"),
         )
         async with SchemaRegistry(bad) as registry:
             with pytest.raises(RegistryAuthError, match=r"credentials \(HTTP 401\)"):

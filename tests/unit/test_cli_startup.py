@@ -159,7 +159,12 @@ def test_the_secrets_directory_from_its_variable(tmp_path: Path) -> None:
     (tmp_path / "MOLSTREAM_SASL_PASSWORD").write_text("s3cret")
     result = CliRunner().invoke(
         app,
-        ["produce", "missing.smi", "--security-protocol", "SASL_PLAINTEXT", "--sasl-username", "u"],
+        [
+            "produce",
+            "missing.smi",
+            *("--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "SCRAM-SHA-256"),
+            *("--sasl-username", "u"),
+        ],
         env={"MOLSTREAM_SECRETS_DIR": str(tmp_path)},
     )
     # The password was found (no settings error), so the command went on to the file.

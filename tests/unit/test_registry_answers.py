@@ -20,6 +20,7 @@ from schemas.errors import (
 )
 from schemas.registry import MISSING_TTL_S, SchemaRegistry
 from schemas.registry_settings import RegistrySettings
+from schemas.token_sources import TokenRefusedError
 from schemas.wire import WriterSchemas
 
 SECRET = "s3cret-password"
@@ -75,6 +76,7 @@ def _registry(fake: FakeClient, clock: Clock | None = None) -> SchemaRegistry:
         schema_registry_url="http://127.0.0.1:1",
         schema_registry_user="molstream",
         schema_registry_password=SECRET,
+        allow_insecure_auth=True,  # the fake is reached over http://
     )
     return SchemaRegistry(settings, clock=clock or Clock(), client=lambda conf: fake)  # type: ignore[arg-type, return-value]
 
@@ -154,3 +156,15 @@ async def test_refused_credentials_at_start_up_are_an_error_naming_the_settings(
                 await registry.register("predictions-value", schema_text("prediction"))
         _names_the_settings(info.value)
         assert sum(fake.calls.values()) == 1
+
+
+async def test_a_bearer_token_source_refused_ends_the_wait_and_the_service() -> None:
+    refusal = TokenRefusedError("OIDC token endpoint refused the client credentials (HTTP 401)")
+    fake = FakeClient({"get_schema": refusal})
+    async with _registry(fake) as registry:
+        refused = registry.refused()
+        with pytest.raises(RegistryAuthError, match="refused the client credentials"):
+            await registry.writer_schema(5)
+        assert fake.calls["get_schema"] == 1  # not retried
+        with pytest.raises(RegistryAuthError):
+            await refused

@@ -178,6 +178,7 @@ def test_sasl_needs_username_and_password(protocol: str, credentials: dict[str, 
 
 def test_sasl_password_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOLSTREAM_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("MOLSTREAM_SASL_MECHANISM", "SCRAM-SHA-256")
     monkeypatch.setenv("MOLSTREAM_SASL_USERNAME", "alice")
     monkeypatch.setenv("MOLSTREAM_SASL_PASSWORD", "from-env-secret")
     s = ConsumerSettings()
@@ -237,6 +238,7 @@ def test_client_kwargs_sasl_ssl_keeps_the_password_in_one_place() -> None:
 def test_sasl_plaintext_has_no_ssl_context() -> None:
     kwargs = ConsumerSettings(
         security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
         sasl_username="bob",
         sasl_password="pw",
     ).client_kwargs()
@@ -251,7 +253,13 @@ def test_validation_errors_do_not_show_the_password(monkeypatch: pytest.MonkeyPa
     assert "pw42" not in str(info.value)
 
 
-ENV_ONLY = {"sasl_password", "schema_registry_password"}
+ENV_ONLY = {
+    "sasl_password",
+    "ssl_keyfile_password",
+    "oidc_client_secret",
+    "schema_registry_password",
+    "schema_registry_bearer_token",
+}
 
 
 def test_every_field_but_the_passwords_is_a_cli_parameter() -> None:
@@ -508,7 +516,7 @@ def test_produce_help_has_the_kafka_options(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     text = _flat(result.output)
     for name in KafkaSettings.model_fields:
-        if name != "sasl_password":
+        if name not in ENV_ONLY:
             assert "--" + name.replace("_", "-") in text
             assert "MOLSTREAM_" + name.upper() in text
     assert "--sasl-password" not in text
