@@ -154,8 +154,11 @@ class Intake:
             # partition assigned meanwhile is paused here too; if a rebalance slips records
             # in anyway, they are taken in.
             consumer.pause(*consumer.assignment())
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # lands as room frees, and a shutdown would wait for this routine for good.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ledger.room.wait(), KEEPALIVE_POLL_S)
+                async with asyncio.timeout(KEEPALIVE_POLL_S):
+                    await self._ledger.room.wait()
             if not self._ledger.full:
                 break
             await self._poll(0.0, self._ledger.max_in_flight)
