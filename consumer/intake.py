@@ -210,7 +210,12 @@ class Intake:
             self._reject(item, exc)
             return
         self._ledger.to_work({item.tp: 1}, -1)  # the batch it joins counts it from now on
-        self._dispatcher.dispatch(self.batcher.add(item, self._clock()))
+        batch = self.batcher.add(item, self._clock())
+        if batch is None and self._ledger.full:
+            # The fetch routine waits for room and sends nothing meanwhile: left batched,
+            # records that alone fill the window would hold it for good.
+            batch = self.batcher.flush()
+        self._dispatcher.dispatch(batch)
 
     def _reject(self, item: Item, exc: DecodeError) -> None:
         log.warning(
