@@ -258,6 +258,11 @@ class RecordingHooks(Hooks):
         self.committed_count = 0
         self.dead_letter_stages: list[DeadLetterStage] = []
         self.pool_states: list[tuple[dict[str, int], int]] = []
+        self.on_in_flight: Callable[[int], None] = lambda count: None
+        """Called in the very step the ledger's count changes."""
+
+    def in_flight(self, count: int) -> None:
+        self.on_in_flight(count)
 
     def retry(self) -> None:
         self.retries += 1
@@ -340,7 +345,7 @@ class Steps:
         """The steps over the fakes, ``settings`` over :data:`STEP_SETTINGS`."""
         s = ConsumerSettings(**{**STEP_SETTINGS, **settings})
         consumer, output, hooks = FakeConsumer(records or {}), RecordingOutput(), RecordingHooks()
-        ledger = Ledger(s.max_in_flight, s.max_in_flight_bytes)
+        ledger = Ledger(s.max_in_flight, s.max_in_flight_bytes, on_in_flight=hooks.in_flight)
         clock = clock or ManualClock()
         wiring = Wiring(
             settings=s,
