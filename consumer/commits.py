@@ -65,8 +65,10 @@ class Committer:
         if not offsets:
             return
         try:
-            committing = asyncio.wait_for(consumer.commit(offsets), self._timeout_s)
-            await traced.stage(self._tracer, "molstream.commit", committing)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # lands as the commit ends, and a shutdown would wait for this routine for good.
+            async with asyncio.timeout(self._timeout_s):
+                await traced.stage(self._tracer, "molstream.commit", consumer.commit(offsets))
         except (KafkaError, TimeoutError) as exc:
             log.warning("commit failed, will retry", error=f"{type(exc).__name__}: {exc}")
             self._hooks.broker_error("commit")
