@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -23,6 +24,7 @@ from consumer.intake import Intake
 from consumer.ledger import Ledger
 from consumer.output import DeadLetter
 from consumer.pipeline import Pipeline, Wiring
+from consumer.policy import Occupancy
 from consumer.reasons import DeadLetterStage
 from consumer.replica import Replica, ReplicaState
 from consumer.screen import RecordLimits
@@ -164,6 +166,8 @@ class InProcessPool:
         self._free = Slots()
         self._names = itertools.count(1)
         self.replica = self.deploy()
+        self.target = 1
+        """The size the autoscaler last set (the replicas computing do not follow it)."""
 
     def deploy(self) -> Replica:
         """A new replica is ready, its slots free."""
@@ -179,6 +183,21 @@ class InProcessPool:
     def release(self, replica: Replica) -> None:
         replica.busy -= 1
         self._free.put(replica)
+
+    def resize(self, target: int) -> None:
+        self.target = target
+
+    def counts(self) -> Counter[ReplicaState]:
+        return Counter({ReplicaState.READY: self.target})
+
+    def occupancy(self) -> Occupancy:
+        return Occupancy(self.replica.busy, self._free.waiting, self._slots_each)
+
+    def startup_s(self) -> float | None:
+        return None
+
+    def worker_seconds(self) -> float:
+        return 0.0
 
     async def next_call(self) -> Call:
         """The next try that reaches a replica (bounded: 2 s)."""
@@ -233,6 +252,32 @@ class RecordingOutput:
             await self.acks.wait()
         if self.refusals:
             raise self.refusals.pop(0)
+
+
+@dataclass
+class FakeCapacity:
+    """This consumer's share of the capacity request, as :class:`CapacityClient` sends it;
+    an error queued in ``errors`` fails the next call."""
+
+    requests: list[int] = field(default_factory=list)
+    errors: list[Exception] = field(default_factory=list)
+    started: bool = False
+    withdrawn: bool = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def request(self, count: int) -> None:
+        self._fail()
+        self.requests.append(count)
+
+    async def stop(self) -> None:
+        self._fail()
+        self.withdrawn = True
+
+    def _fail(self) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
 
 
 class ManualClock:
