@@ -54,20 +54,25 @@ class Record:
 class FakeConsumer:
     """Serves queued records per partition, ``max_records`` at a time; an empty fetch waits
     (long poll) until records are added or a partition resumes, or its timeout. Commits are
-    kept; queued errors make the next fetches or commits fail. :meth:`rebalance` calls a
-    listener as aiokafka does."""
+    kept; queued errors make the next fetches or commits fail; ``answered`` hears each
+    commit and end-offsets call in the very step it returns. End offsets are the records
+    added so far. :meth:`rebalance` calls a listener as aiokafka does."""
 
     def __init__(self, records: dict[TopicPartition, list[Record]]) -> None:
         self._queued = {tp: list(rs) for tp, rs in records.items()}
+        self._ends = {tp: rs[-1].offset + 1 if rs else 0 for tp, rs in records.items()}
         self._arrived = asyncio.Event()
         self.paused: set[TopicPartition] = set()
         self.commits: list[dict[TopicPartition, int]] = []
         self.fetch_errors: list[Exception] = []
         self.commit_errors: list[Exception] = []
+        self.answered: Callable[[str], None] = lambda call: None
 
     def add(self, tp: TopicPartition, records: Sequence[Record]) -> None:
         """More records arrive on ``tp``."""
         self._queued.setdefault(tp, []).extend(records)
+        if records:
+            self._ends[tp] = records[-1].offset + 1
         self._arrived.set()
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
@@ -106,6 +111,20 @@ class FakeConsumer:
         if self.commit_errors:
             raise self.commit_errors.pop(0)
         self.commits.append(dict(offsets))
+        self.answered("commit")
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        self.answered("end_offsets")
+        return {tp: self._ends.get(tp, 0) for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self._ends.get(tp)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return None  # the group has committed nothing before this consumer
+
+    async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 0)
 
     async def rebalance(
         self,

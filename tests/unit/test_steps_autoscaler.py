@@ -3,13 +3,24 @@ test: it resizes the pool as the policy decides, and no failure stops it."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from consumer.autoscaler import Autoscaler
+from aiokafka import TopicPartition
+
+from consumer.autoscaler import Autoscaler, LagReader
 from consumer.policy import PolicyConfig
 from consumer.throughput import Throughput
-from tests.unit.fakes import FakeCapacity, InProcessPool, ManualClock, RecordingHooks, until
+from tests.unit.fakes import (
+    FakeCapacity,
+    InProcessPool,
+    ManualClock,
+    RecordingHooks,
+    Steps,
+    molecules,
+    until,
+)
 
 
 @dataclass
@@ -29,7 +40,7 @@ class _Loop:
             raise self.lag_errors.pop(0)
         return {("molecules", 0): self.lag}
 
-    def autoscaler(self) -> Autoscaler:
+    def autoscaler(self, read_lag: LagReader | None = None) -> Autoscaler:
         return Autoscaler(
             pool=cast(Any, self.pool),
             config=PolicyConfig(
@@ -40,7 +51,7 @@ class _Loop:
                 downscale_delay_s=30.0,
                 batch_size=10,
             ),
-            read_lag=self.read_lag,
+            read_lag=read_lag or self.read_lag,
             throughput=Throughput(completed=lambda: 0, clock=self.clock),
             hooks=self.hooks,
             interval_s=self.interval_s,
@@ -99,3 +110,24 @@ async def test_stop_withdraws_the_share_once_and_survives_its_failure() -> None:
     await scaler.stop()
     await scaler.stop()  # safe twice: nothing more is sent
     assert not loop.capacity.withdrawn and loop.capacity.errors == []
+
+
+async def test_the_loop_stops_when_stopped_as_a_lag_read_returns() -> None:
+    """The loop reads the lag through the real lag reader, as the processor wires it; a stop
+    lands in the step the broker's answer arrives in. The loop must end all the same (a
+    shutdown waits for it) and withdraw its share."""
+    loop = _Loop(interval_s=0.001)
+    steps = Steps.build({TopicPartition("molecules", 0): molecules(5)})
+    scaler = loop.autoscaler(read_lag=steps.pipeline.lag_reader.lag)
+    await scaler.start()
+    stopping: list[asyncio.Task[None]] = []
+
+    def stop_now(call: str) -> None:
+        if call == "end_offsets" and not stopping:
+            stopping.append(asyncio.ensure_future(scaler.stop()))
+
+    steps.consumer.answered = stop_now
+    await until(lambda: bool(stopping))
+    done, _ = await asyncio.wait(stopping, timeout=2.0)
+    assert done, "the loop went on: its stop never returned"
+    assert loop.capacity.withdrawn

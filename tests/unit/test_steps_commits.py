@@ -60,14 +60,18 @@ async def test_a_failed_commit_is_reported_and_the_next_commit_sends_it() -> Non
 
 
 async def test_the_commit_routine_commits_every_interval_until_cancelled() -> None:
-    """The cancel lands in the loop step right after the second commit ended, before the
-    routine resumed: it must end all the same (a shutdown waits for it)."""
+    """The cancel lands in the very step the second commit returns in: the routine must end
+    all the same (a shutdown waits for it)."""
     steps = Steps.build({P0: molecules(2)}, commit_interval_s=0.01)
     async with steps.fetching():
         routine = asyncio.create_task(steps.pipeline.committer.commit_routine())
         await until(lambda: steps.consumer.commits == [{P0: 2}])
+
+        def cancel_now(call: str) -> None:
+            routine.cancel()
+
+        steps.consumer.answered = cancel_now
         steps.consumer.add(P0, molecules(1, start=2))
-        await until(lambda: len(steps.consumer.commits) == 2)
-        routine.cancel()
-        await asyncio.gather(routine, return_exceptions=True)
-    assert steps.consumer.commits == [{P0: 2}, {P0: 3}] and routine.cancelled()
+        done, _ = await asyncio.wait([routine], timeout=2.0)
+    assert done and routine.cancelled()
+    assert steps.consumer.commits == [{P0: 2}, {P0: 3}]
