@@ -66,8 +66,10 @@ class Committer:
         if not offsets:
             return
         try:
-            committing = asyncio.wait_for(consumer.commit(offsets), self._timeout_s)
-            await traced.stage(self._tracer, "molstream.commit", committing)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # lands as the commit ends, and a shutdown would wait for this routine for good.
+            async with asyncio.timeout(self._timeout_s):
+                await traced.stage(self._tracer, "molstream.commit", consumer.commit(offsets))
         except (KafkaError, TimeoutError) as exc:
             if is_refusal(exc):  # the group's rights withdrawn: ends the process
                 raise
@@ -120,7 +122,10 @@ class LagReader:
         if not assigned:
             self._hooks.lag(self._group, {})
             return {}
-        ends = await asyncio.wait_for(consumer.end_offsets(assigned), self._timeout_s)
+        # asyncio.timeout, not wait_for, here as in Committer.commit: the autoscaler's stop
+        # cancels this read, and Python 3.11's wait_for may swallow that cancel.
+        async with asyncio.timeout(self._timeout_s):
+            ends = await consumer.end_offsets(assigned)
         lags = {}
         for tp in assigned:
             state = self._ledger.state(tp)
@@ -147,8 +152,10 @@ class LagReader:
         self._hooks.lag(self._group, snapshot)
 
     async def _group_offset(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-        committed = await asyncio.wait_for(consumer.committed(tp), self._timeout_s)
+        async with asyncio.timeout(self._timeout_s):
+            committed = await consumer.committed(tp)
         if committed is None:
-            first = await asyncio.wait_for(consumer.beginning_offsets([tp]), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                first = await consumer.beginning_offsets([tp])
             return int(first[tp])
         return int(committed)

@@ -157,8 +157,11 @@ class Intake:
             # partition assigned meanwhile is paused here too; if a rebalance slips records
             # in anyway, they are taken in.
             consumer.pause(*consumer.assignment())
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # lands as room frees, and a shutdown would wait for this routine for good.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ledger.room.wait(), KEEPALIVE_POLL_S)
+                async with asyncio.timeout(KEEPALIVE_POLL_S):
+                    await self._ledger.room.wait()
             if not self._ledger.full:
                 break
             await self._poll(0.0, self._ledger.max_in_flight)
@@ -210,7 +213,12 @@ class Intake:
             self._reject(item, exc)
             return
         self._ledger.to_work({item.tp: 1}, -1)  # the batch it joins counts it from now on
-        self._dispatcher.dispatch(self.batcher.add(item, self._clock()))
+        batch = self.batcher.add(item, self._clock())
+        if batch is None and self._ledger.full:
+            # The fetch routine waits for room and sends nothing meanwhile: left batched,
+            # records that alone fill the window would hold it for good.
+            batch = self.batcher.flush()
+        self._dispatcher.dispatch(batch)
 
     def _reject(self, item: Item, exc: DecodeError) -> None:
         log.warning(
