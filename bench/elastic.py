@@ -32,7 +32,7 @@ from bench.reuse.analyse import SETUP_TU
 from bench.reuse.run import draw_schedules, run_pool
 from bench.simulation import parse_max_starts, simulate_run
 from consumer.dev.broker import EmbeddedBroker
-from consumer.logs import configure_logging
+from consumer.ops.logs import configure_logging
 
 
 def main() -> None:

@@ -22,19 +22,19 @@ from aiokafka import TopicPartition
 from consumer import traced
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.hooks import Hooks
-from consumer.items import Computed, Item, offset_ranges
-from consumer.jobs import Job, Jobs
-from consumer.ledger import Ledger
-from consumer.output import DeadLetter
-from consumer.pool import ReplicaPool
+from consumer.pool.batch_work import fail
+from consumer.pool.replica_pool import ReplicaPool
 from consumer.reasons import DeadLetterStage
 from consumer.retry_plan import Step, Tries, parts, plan
-from consumer.sink import Sink
-from consumer.throughput import Throughput
-from consumer.work import OutputSpec, WorkRequest, fail
+from consumer.sink.publish import Sink
+from consumer.state.items import Computed, DeadLetter, Item, offset_ranges
+from consumer.state.jobs import Job, Jobs
+from consumer.state.ledger import Ledger
+from consumer.state.throughput import Throughput
+from consumer.state.work_messages import OutputSpec, WorkRequest
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 log = structlog.get_logger(__name__)
 

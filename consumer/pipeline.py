@@ -9,23 +9,23 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
-from consumer.batching import Batcher
-from consumer.commits import Committer, LagReader
 from consumer.dispatch import Dispatcher, DispatchLimits
 from consumer.hooks import Hooks
-from consumer.intake import Intake
-from consumer.ledger import Ledger
-from consumer.output import Output
-from consumer.pool import ReplicaPool
-from consumer.rebalance import RebalanceListener
+from consumer.intake.batching import Batcher
+from consumer.intake.commits import Committer, LagReader
+from consumer.intake.fetch_loop import Intake
+from consumer.intake.rebalance import RebalanceListener
+from consumer.pool.replica_pool import ReplicaPool
 from consumer.settings import ConsumerSettings
-from consumer.sink import Sink
-from consumer.throughput import Throughput
+from consumer.sink.output import Output
+from consumer.sink.publish import Sink
+from consumer.state.ledger import Ledger
+from consumer.state.throughput import Throughput
 from schemas.registry import SchemaRegistry
 from schemas.wire import WriterSchemas
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 
 @dataclass(frozen=True, slots=True)

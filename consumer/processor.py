@@ -4,10 +4,11 @@ Offsets are committed only after the outputs of their records are acknowledged, 
 replica, node or consumer loses nothing (at-least-once). Memory stays flat at any lag: at most
 ``max_in_flight`` molecules are fetched and not yet done; at the bound, fetching pauses.
 
-Each step is its own object, in the order the data flows: :class:`~consumer.intake.Intake`,
-:class:`~consumer.dispatch.Dispatcher` (over the :class:`~consumer.pool.ReplicaPool`),
-:class:`~consumer.sink.Sink`, :class:`~consumer.commits.Committer`; the
-:class:`~consumer.ledger.Ledger` is their shared book. This class only wires and runs them.
+Each step is its own object, in the order the data flows:
+:class:`~consumer.intake.fetch_loop.Intake`,
+:class:`~consumer.dispatch.Dispatcher` (over the :class:`~consumer.pool.replica_pool.ReplicaPool`),
+:class:`~consumer.sink.publish.Sink`, :class:`~consumer.intake.commits.Committer`; the
+:class:`~consumer.state.ledger.Ledger` is their shared book. This class only wires and runs them.
 """
 
 from __future__ import annotations
@@ -20,23 +21,24 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiokafka import TopicPartition
 
-from consumer import ray_runtime, traced
-from consumer.autoscaler import Autoscaler
-from consumer.connect import group_consumer, until_connected
-from consumer.health import Health
+from consumer import traced
 from consumer.hooks import Hooks
-from consumer.jobs import log_crash
-from consumer.ledger import Ledger
+from consumer.intake.group_client import group_consumer, until_connected
 from consumer.lifecycle import Lifecycle
 from consumer.models import resolve_model_class
+from consumer.ops.health import Health
 from consumer.ops_settings import tracing_env
-from consumer.output import Output
 from consumer.pipeline import Pipeline, Wiring
-from consumer.pool import pool_for
-from consumer.ray_health import RayWatchdog
-from consumer.replica import ReplicaState
+from consumer.pool import ray_runtime
+from consumer.pool.ray_watchdog import RayWatchdog
+from consumer.pool.replica import ReplicaState
+from consumer.pool.replica_pool import pool_for
+from consumer.scaling.autoscaler import Autoscaler
 from consumer.settings import ConsumerSettings
-from consumer.throughput import Throughput
+from consumer.sink.output import Output
+from consumer.state.jobs import log_crash
+from consumer.state.ledger import Ledger
+from consumer.state.throughput import Throughput
 from schemas.registry import SchemaRegistry, subject_of
 
 log = structlog.get_logger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 from bench.harness import machine_info
 from bench.pool_scale.render import console, plot, print_table
 from bench.pool_scale.run import DEFAULT_POINTS, Options, measure, parse_points
-from consumer.logs import configure_logging
+from consumer.ops.logs import configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -26,8 +26,8 @@ from bench.harness import (
 )
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
+from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
-from consumer.replica import ReplicaState
 from schemas import Status
 
 SETTLE_S = 1.0

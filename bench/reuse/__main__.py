@@ -15,7 +15,7 @@ from bench.reuse.render import plot, table
 from bench.reuse.run import draw_schedules, run_approach1, run_pool
 from bench.simulation import parse_max_starts
 from consumer.dev.broker import EmbeddedBroker
-from consumer.logs import configure_logging
+from consumer.ops.logs import configure_logging
 
 JSON_NAME = "reuse.json"
 

@@ -14,7 +14,7 @@ from bench.reuse.analyse import Measured, Schedule, Work, measure
 from consumer.dev.raycluster import SPOT_RESOURCE
 from consumer.hooks import Hooks
 from consumer.models import load_model
-from consumer.pool import ReplicaPool
+from consumer.pool.replica_pool import ReplicaPool
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher

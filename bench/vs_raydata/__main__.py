@@ -26,7 +26,7 @@ from bench.vs_raydata.run import (
     watch,
 )
 from consumer.dev.broker import EmbeddedBroker
-from consumer.logs import configure_logging
+from consumer.ops.logs import configure_logging
 
 JSON_NAME = "vs_raydata.json"
 

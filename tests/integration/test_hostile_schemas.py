@@ -26,7 +26,7 @@ from bench.harness import (
 )
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
-from consumer.metrics import PrometheusHooks
+from consumer.ops.metrics import PrometheusHooks
 from consumer.processor import StreamProcessor
 from schemas.errors import RegistryAuthError
 from schemas.framing import registry_framed

@@ -27,8 +27,8 @@ from bench.harness import (
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
+from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
-from consumer.replica import ReplicaState
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, Molecule, Status
 from tests.plugins import HANG_MARKER, KILL_MARKER, RAISE_MARKER

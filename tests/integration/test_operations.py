@@ -40,9 +40,9 @@ from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
-from consumer.metrics import PrometheusHooks
+from consumer.ops.metrics import PrometheusHooks
+from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
-from consumer.replica import ReplicaState
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions
@@ -615,7 +615,7 @@ def test_every_stderr_line_of_the_consumer_is_json(consumer_run: ConsumerRun) ->
 
 def test_stdlib_log_records_become_json_lines_too() -> None:
     probe = (
-        "import logging; from consumer.logs import configure_logging; "
+        "import logging; from consumer.ops.logs import configure_logging; "
         "configure_logging('json'); logging.getLogger('aiokafka').warning('probe %d', 1)"
     )
     done = subprocess.run(

@@ -16,8 +16,8 @@ import pytest
 from bench.harness import Counting, consumer_settings, nci, publish, read_all, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
+from consumer.pool.ray_runtime import AUTH_MODE_VAR, AUTH_TOKEN_PATH_VAR, AUTH_TOKEN_VAR
 from consumer.processor import StreamProcessor
-from consumer.ray_runtime import AUTH_MODE_VAR, AUTH_TOKEN_PATH_VAR, AUTH_TOKEN_VAR
 from schemas import Status
 
 pytestmark = pytest.mark.integration

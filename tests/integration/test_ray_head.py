@@ -25,7 +25,7 @@ from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import HOST, free_port
 from consumer.dev.raycluster import LocalCluster
 from consumer.errors import RayLostError
-from consumer.ray_health import HeadErrorKind, RayWatchdog
+from consumer.pool.ray_watchdog import HeadErrorKind, RayWatchdog
 from tests.integration.test_nothing_lost import consumer_process
 
 pytestmark = pytest.mark.integration

@@ -32,7 +32,7 @@ from bench.harness import (
 )
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
-from consumer.metrics import PrometheusHooks
+from consumer.ops.metrics import PrometheusHooks
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule

@@ -12,23 +12,22 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka import TopicPartition
 
-from consumer.batching import Batcher
 from consumer.dispatch import Dispatcher, DispatchLimits
 from consumer.hooks import Hooks
-from consumer.intake import Intake
-from consumer.items import Item
-from consumer.ledger import Ledger
-from consumer.output import DeadLetter
-from consumer.replica import Replica, ReplicaState
-from consumer.screen import RecordLimits
-from consumer.sink import Sink
-from consumer.throughput import Throughput
-from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, pack, unpack
-from consumer.worker import ModelWorker
+from consumer.input_settings import RecordLimits
+from consumer.intake.batching import Batcher
+from consumer.intake.fetch_loop import Intake
+from consumer.pool.model_actor import ModelWorker
+from consumer.pool.replica import Replica, ReplicaState
+from consumer.sink.publish import Sink
+from consumer.state.items import DeadLetter, Item
+from consumer.state.ledger import Ledger
+from consumer.state.throughput import Throughput
+from consumer.state.work_messages import OutputSpec, Produced, WorkRequest, WorkResult, pack, unpack
 from schemas.wire import WriterSchemas
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,10 +87,10 @@ def test_consume_help_imports_no_heavy_module() -> None:
 
 
 def test_a_worker_process_imports_no_schema_registry_client() -> None:
-    # Every Ray worker process imports consumer.worker; the registry client (httpx, authlib)
-    # cost 0.4 s of each one's start, and a worker never talks to the registry.
+    # Every Ray worker process imports consumer.pool.model_actor; the registry client (httpx,
+    # authlib) cost 0.4 s of each one's start, and a worker never talks to the registry.
     unwanted = ("schemas.registry", "confluent_kafka.schema_registry", "httpx", "authlib")
-    assert imported_after("import consumer.worker", f"m.startswith({unwanted!r})") == []
+    assert imported_after("import consumer.pool.model_actor", f"m.startswith({unwanted!r})") == []
 
 
 def toml_value(value: object) -> str:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from consumer.errors import RayLostError
-from consumer.ray_health import RayWatchdog
+from consumer.pool.ray_watchdog import RayWatchdog
 from consumer.settings import ConsumerSettings
 
 

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from consumer.errors import PublishRejectedError
-from consumer.outbox import Outbox
-from consumer.work import Produced
+from consumer.sink.outbox import Outbox
+from consumer.state.work_messages import Produced
 
 
 def _records(name: str, n: int) -> list[Produced]:

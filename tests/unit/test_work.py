@@ -1,4 +1,5 @@
-"""Unit tests for consumer.work: a batch's decode, predict and encode, as a worker does it."""
+"""Unit tests for consumer.pool.batch_work: a batch's decode, predict and encode, as a worker
+does it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from consumer.errors import ModelOutputError
 from consumer.models import ModelResult
 from consumer.models.synthetic import SyntheticModel
-from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, compute, fail, pack, unpack
+from consumer.pool.batch_work import compute, fail
+from consumer.state.work_messages import OutputSpec, Produced, WorkRequest, WorkResult, pack, unpack
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Status
 from schemas.codec import load_schema
 from schemas.errors import BadMagicError, EmptyRecordError, TooLargeError

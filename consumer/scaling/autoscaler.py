@@ -2,10 +2,10 @@
 
 Every ``interval_s``: lag per partition (end offsets minus committed), the measured rate per
 worker, start-up time and the pool's occupancy (batches waiting for a slot) go into
-:func:`consumer.policy.decide`; the pool is resized to its answer and Ray's autoscaler is
+:func:`consumer.scaling.policy.decide`; the pool is resized to its answer and Ray's autoscaler is
 told the bundles wanted so Spot nodes are provisioned and released: as this consumer's share
-of the cluster's one request (:mod:`consumer.capacity`), which other consumers on the cluster
-add to. Nodes that Ray marks DRAINING (a preemption notice) stop getting batches. Metrics
+of the cluster's one request (:mod:`consumer.scaling.capacity`), which other consumers on the
+cluster add to. Nodes that Ray marks DRAINING (a preemption notice) stop getting batches. Metrics
 are reported through the hooks.
 """
 
@@ -18,13 +18,13 @@ from typing import Any, Self
 
 import structlog
 
-from consumer.capacity import CapacityClient, new_consumer_id, share_ttl_s
 from consumer.hooks import Hooks
 from consumer.lifecycle import Lifecycle
-from consumer.policy import PolicyConfig, PolicyState, ScalingContext, decide
-from consumer.pool import ReplicaPool
+from consumer.pool.replica_pool import ReplicaPool
+from consumer.scaling.capacity import CapacityClient, new_consumer_id, share_ttl_s
+from consumer.scaling.policy import PolicyConfig, PolicyState, ScalingContext, decide
 from consumer.settings import ConsumerSettings
-from consumer.throughput import Throughput
+from consumer.state.throughput import Throughput
 
 log = structlog.get_logger(__name__)
 

@@ -2,14 +2,16 @@
 
 Shaped like Ray Serve's autoscaling policy: :func:`decide` takes what the loop observed
 (:class:`ScalingContext`) and what it decided before (:class:`PolicyState`) and returns the
-number of workers wanted plus the next state. The loop in :mod:`consumer.autoscaler` does
+number of workers wanted plus the next state. The loop in :mod:`consumer.scaling.autoscaler` does
 the I/O; tests drive this with a fake clock.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from consumer.pool.occupancy import Occupancy
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,24 +33,6 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Occupancy:
-    """The pool's slots at one moment: those computing a batch, and batches waiting for one."""
-
-    busy_slots: int = 0
-    waiting: int = 0
-    slots_per_worker: int = 1
-
-    def workers(self) -> int:
-        """Workers the batches on a slot or waiting for one fill, when some wait (every
-        slot is taken); 0 when none waits. Each is a batch of real work, so this is capped
-        by the work whatever the lag reads: a stuck worker's batch and the batches queued
-        behind it ask for workers even before any batch completed."""
-        if self.waiting <= 0:
-            return 0
-        return math.ceil((max(self.busy_slots, 0) + self.waiting) / max(self.slots_per_worker, 1))
-
-
-@dataclass(frozen=True, slots=True)
 class ScalingContext:
     """What the loop observed at ``now``."""
 
@@ -61,7 +45,7 @@ class ScalingContext:
     """Smoothed time from deploying a worker to its being ready."""
     completed_per_s: float = 0.0
     """Smoothed records finished per second by the whole pool (what it absorbs now)."""
-    occupancy: Occupancy = Occupancy()
+    occupancy: Occupancy = field(default_factory=Occupancy)
     """The pool's slots now: work waiting behind busy workers counts toward the size."""
 
 
@@ -139,18 +123,3 @@ def decide(ctx: ScalingContext, state: PolicyState, cfg: PolicyConfig) -> Policy
     if ctx.now - since >= delay:
         return replace(nxt, desired=target, proposal=None, proposed_at=None)
     return replace(nxt, proposal=target, proposed_at=since)
-
-
-@dataclass(slots=True)
-class Ewma:
-    """Exponentially weighted moving average; None until the first sample."""
-
-    alpha: float = 0.2
-    value: float | None = None
-
-    def update(self, sample: float) -> float:
-        """Fold in one sample and return the new average."""
-        self.value = (
-            sample if self.value is None else (1 - self.alpha) * self.value + self.alpha * sample
-        )
-        return self.value

@@ -2,7 +2,7 @@
 
 States: deploying → ready ⇄ busy → (dead | draining → stopped). A replica has ``slots``
 (``--worker-concurrency``): batches it computes at once; free ones wait in
-:class:`~consumer.slots.Slots`, taken first come first served. The pool keeps
+:class:`~consumer.pool.slots.Slots`, taken first come first served. The pool keeps
 ``target`` replicas alive: a lost one is replaced in the background, where capacity exists.
 """
 
@@ -21,9 +21,9 @@ from ray.exceptions import RayError
 from consumer.errors import WorkerLostError
 from consumer.lifecycle import Lifecycle
 from consumer.ops_settings import tracing_env
-from consumer.policy import Occupancy
-from consumer.reasons import LossReason
-from consumer.replica import (
+from consumer.pool.model_actor import WorkerInfo
+from consumer.pool.occupancy import Occupancy
+from consumer.pool.replica import (
     GONE,
     ActorOptions,
     ActorSpec,
@@ -34,10 +34,10 @@ from consumer.replica import (
     call_process,
     kill,
 )
+from consumer.pool.slots import Slots
+from consumer.reasons import LossReason
 from consumer.settings import ConsumerSettings
-from consumer.slots import Slots
-from consumer.work import WorkRequest, WorkResult
-from consumer.worker import WorkerInfo
+from consumer.state.work_messages import WorkRequest, WorkResult
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +147,7 @@ class ReplicaPool(Lifecycle):
         self, replica: Replica, request: WorkRequest, *, timeout_s: float
     ) -> WorkResult:
         """Run one batch on a slot of ``replica`` (released by the caller); raises what
-        :func:`~consumer.replica.call_process` raises, a lost replica already replaced."""
+        :func:`~consumer.pool.replica.call_process` raises, a lost replica already replaced."""
         try:
             return await call_process(replica, request, timeout_s)
         except WorkerLostError as exc:

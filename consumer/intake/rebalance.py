@@ -13,11 +13,11 @@ from collections.abc import Callable
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from consumer.commits import Committer
 from consumer.dispatch import Dispatcher
 from consumer.hooks import Hooks
-from consumer.intake import Intake
-from consumer.ledger import Ledger
+from consumer.intake.commits import Committer
+from consumer.intake.fetch_loop import Intake
+from consumer.state.ledger import Ledger
 
 log = structlog.get_logger(__name__)
 

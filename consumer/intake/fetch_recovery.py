@@ -18,7 +18,7 @@ So recovery, run on any exception out of ``getmany`` but the broker's own:
    taken in);
 2. fetches every fetchable partition at its position with a raw Fetch request through the
    consumer's own client (the same bytes the fetcher got) and lets
-   :func:`consumer.unreadable.recover` find where aiokafka fails, what the failed batch holds
+   :func:`consumer.intake.unreadable.recover` find where aiokafka fails, what the failed batch holds
    and where it ends;
 3. seeks each failed partition to the end of its failed batch; its records are returned to be
    taken in or dead-lettered (stage ``fetch``), so every offset ends as a prediction or a dead
@@ -42,8 +42,8 @@ from aiokafka.consumer.fetcher import READ_COMMITTED
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.fetch import FetchRequest
 
-from consumer.ledger import Ledger
-from consumer.unreadable import Recovered, recover
+from consumer.intake.unreadable import Recovered, recover
+from consumer.state.ledger import Ledger
 
 log = structlog.get_logger(__name__)
 

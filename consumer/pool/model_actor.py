@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from consumer.models import load_model
-from consumer.work import WorkRequest, compute, pack, unpack
+from consumer.pool.batch_work import compute
+from consumer.state.work_messages import WorkRequest, pack, unpack
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class ModelWorker:
         self._tracer: Tracer | None = None
         if tracing_env is not None:  # the consumer's OTEL_* settings: export as it does
             os.environ.update(tracing_env)
-            from consumer.tracing import Tracer
+            from consumer.ops.tracing import Tracer
 
             self._tracer = Tracer("molstream-worker")
 
@@ -63,9 +64,10 @@ class ModelWorker:
         )
 
     def process(self, payload: bytes) -> bytes:
-        """Decode, predict and encode one batch: a packed :class:`~consumer.work.WorkRequest`
-        in, a packed :class:`~consumer.work.WorkResult` out (see
-        :func:`consumer.work.compute`); a wrong count of results or a result of a type no
+        """Decode, predict and encode one batch: a packed
+        :class:`~consumer.state.work_messages.WorkRequest` in, a packed
+        :class:`~consumer.state.work_messages.WorkResult` out (see
+        :func:`consumer.pool.batch_work.compute`); a wrong count of results or a result of a type no
         model may return fails the batch."""
         request = unpack(payload, WorkRequest)
         tracer = self._tracer

@@ -17,10 +17,10 @@ from aiokafka.errors import KafkaError
 
 from consumer import traced
 from consumer.hooks import Hooks, PartitionLag
-from consumer.ledger import Ledger
+from consumer.state.ledger import Ledger
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 log = structlog.get_logger(__name__)
 

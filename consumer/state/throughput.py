@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from consumer.policy import Ewma
+from consumer.state.ewma import Ewma
 
 
 class Throughput:

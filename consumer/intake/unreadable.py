@@ -3,7 +3,7 @@
 aiokafka's fetcher (``PartitionRecords``) is the judge of what is readable: the same class,
 C extension and settings (CRC checks, read_committed) as the consumer's own fetches, run over
 the same bytes. Where it gives up, the batch it gave up in is read with our tolerant reader
-(:mod:`consumer.record_batch`) and every record of it from that offset on becomes either a
+(:mod:`consumer.intake.record_batch`) and every record of it from that offset on becomes either a
 record to take in as usual or a dead letter:
 
 - the record aiokafka failed on is a dead letter, whatever our reader makes of it;
@@ -27,9 +27,9 @@ from aiokafka.consumer.fetcher import READ_COMMITTED, PartitionRecords
 from aiokafka.record.memory_records import MemoryRecords
 
 from consumer.errors import UnreadableRecordError
-from consumer.output import DeadLetter
+from consumer.intake.record_batch import RawBatch, RawRecord, RecordBatchError, read_batches
 from consumer.reasons import DeadLetterStage
-from consumer.record_batch import RawBatch, RawRecord, RecordBatchError, read_batches
+from consumer.state.items import DeadLetter
 
 
 @dataclass(frozen=True, slots=True)

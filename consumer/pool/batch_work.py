@@ -1,88 +1,31 @@
 """A batch's per-record work, done where it scales out: on the worker (pure, no I/O).
 
-The consumer only moves bytes. It sends a batch's raw values and what provenance needs
-(:class:`WorkRequest`); the worker decodes the molecules, runs the model and encodes the
-predictions, keyed and grouped by output partition, ready to produce (:class:`WorkResult`).
-No per-molecule Python object travels back, so the consumer unpickles one result per batch.
-A value that does not decode comes back as its index and error: the consumer dead-letters
-the original record byte for byte.
+The consumer only moves bytes (:mod:`consumer.state.work_messages`); the worker decodes the
+molecules, runs the model and encodes the predictions, keyed and grouped by output partition,
+ready to produce. A value that does not decode comes back as its index and error: the
+consumer dead-letters the original record byte for byte.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import fastavro
 from confluent_kafka import murmur2
 
 from consumer.errors import ModelOutputError
 from consumer.models.base import Model, ModelResult, as_result
+from consumer.state.work_messages import Headers, Produced, WorkRequest, WorkResult
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, DecodeError, Molecule, Status
 from schemas.errors import TooLargeError, UnknownSchemaError
 from schemas.framing import SingleObject, Writer, frame_of, registry_framed, single_object
 from schemas.headers import carried_headers
-
-Headers = Sequence[tuple[str, bytes]]
-Produced = tuple[bytes, bytes, list[tuple[str, bytes]] | None]
-"""key, value, headers of one output record."""
-M = TypeVar("M", "WorkRequest", "WorkResult")
-
-
-# Not slotted: a slotted dataclass pickles through a Python ``__getstate__``, and these cross
-# to a worker and back once per batch.
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """How predictions are written: the output topic's partitions, the framing, the limits."""
-
-    partitions: tuple[int, ...]
-    """The output topic's partitions, sorted (keys are spread over them as Kafka's default
-    partitioner does: murmur2 of the key, librdkafka's C version)."""
-    schema_id: int | None
-    """Registry id of the prediction schema, or None for single-object encoding."""
-    max_smiles_length: int
-    """Longer SMILES are INVALID_INPUT, and their predictions carry only this much of them."""
-    max_id_length: int
-    """A molecule whose id is longer does not decode (a dead letter)."""
-
-
-@dataclass(frozen=True)
-class WorkRequest:
-    """One batch as the worker receives it: per record, parallel lists."""
-
-    values: list[bytes | None]
-    headers: list[Headers]
-    writers: list[Writer | None]
-    """The writer schema of each registry-framed value (fetched by the consumer)."""
-    topics: list[str]
-    partitions: list[int]
-    offsets: list[int]
-    ages_s: list[float]
-    """How long each record had been in the consumer when the batch left for the worker
-    (the worker adds its own time: no clocks of two hosts are compared)."""
-    attempts: int
-    spec: OutputSpec
-    trace: str | None = None
-    """The ``traceparent`` of the consumer's span of this call, when tracing is on."""
-
-
-@dataclass(frozen=True)
-class WorkResult:
-    """What a batch became: output records by partition, a status per record."""
-
-    produced: dict[int, list[Produced]]
-    statuses: list[Status | None]
-    """Per record of the request: its prediction's status, None where it did not decode."""
-    rejected: dict[int, DecodeError]
-    """Index → why the value does not decode (dead-lettered, no prediction)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +37,8 @@ class Maker:
     worker: str
 
 
-def pack(message: WorkRequest | WorkResult) -> bytes:
-    """A request or result as the bytes that cross to a worker and back: pickled with the C
-    pickler, since Ray's own (cloudpickle) calls back into Python for every container."""
-    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpack(payload: bytes, kind: type[M]) -> M:
-    """The ``kind`` of message :func:`pack` made."""
-    message = pickle.loads(payload)
-    if not isinstance(message, kind):
-        raise TypeError(f"expected a {kind.__name__}, got {type(message).__name__}")
-    return message
-
-
 class WorkTrace(Protocol):
-    """How a worker traces a batch (see :mod:`consumer.tracing`); :data:`NO_TRACE` does not."""
+    """How a worker traces a batch (see :mod:`consumer.ops.tracing`); :data:`NO_TRACE` does not."""
 
     def stage(self, name: str) -> AbstractContextManager[None]:
         """A span around one step of the batch."""

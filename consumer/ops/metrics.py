@@ -17,8 +17,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from consumer.histogram import BatchHistogram
 from consumer.hooks import Hooks, PartitionLag
+from consumer.ops.histogram import BatchHistogram
 from consumer.reasons import DeadLetterStage, LossReason
 from schemas import Status
 

@@ -4,7 +4,7 @@ Every fetched record is in flight from its intake until it leaves the pipeline (
 acknowledged, or abandoned loudly). At most ``max_in_flight`` are, of at most
 ``max_in_flight_bytes`` together: at either bound the intake pauses fetching, so memory stays
 flat at any lag and any record size (one fetch may overshoot the bytes by its own size). Per
-partition, a :class:`~consumer.offsets.PartitionState` keeps the offsets to commit and the
+partition, a :class:`~consumer.state.offsets.PartitionState` keeps the offsets to commit and the
 records at work.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import structlog
 from aiokafka import TopicPartition
 
-from consumer.offsets import OffsetTracker, PartitionState
+from consumer.state.offsets import OffsetTracker, PartitionState
 
 log = structlog.get_logger(__name__)
 

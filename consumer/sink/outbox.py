@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from consumer.errors import PublishRejectedError
-from consumer.work import Produced
+from consumer.state.work_messages import Produced
 
 Send = Callable[[int, list[Produced]], Awaitable[None]]
 """Send records to a partition; return when acknowledged, raise

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from consumer.health import Health
 from consumer.lifecycle import Lifecycle
+from consumer.ops.health import Health
 
 
 class StatusServer(Lifecycle):

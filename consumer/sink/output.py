@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -14,9 +13,9 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from consumer.errors import PublishRejectedError
 from consumer.lifecycle import Lifecycle
-from consumer.outbox import Outbox
-from consumer.reasons import DeadLetterStage
-from consumer.work import Headers, OutputSpec, Produced
+from consumer.sink.outbox import Outbox
+from consumer.state.items import HEADER_PREFIX, DeadLetter
+from consumer.state.work_messages import OutputSpec, Produced
 from schemas import PREDICTION_CODEC
 from schemas.kafka import ProducerSettings
 from schemas.registry import SchemaRegistry
@@ -24,7 +23,6 @@ from schemas.wire import Encoder
 
 log = structlog.get_logger(__name__)
 
-HEADER_PREFIX = "molstream.error."
 VALUE_DROPPED = HEADER_PREFIX + "value_dropped"
 HEADERS_DROPPED = HEADER_PREFIX + "headers_dropped"
 
@@ -42,40 +40,6 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | KafkaTimeoutError) or bool(
         getattr(exc, "retriable", False)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An input record that could not become a prediction, with why."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    stage: DeadLetterStage
-    error: BaseException | str
-    attempts: int
-
-    def kafka_headers(self) -> list[tuple[str, bytes]]:
-        """The original headers, then ``molstream.error.*`` (Kafka Connect's convention)."""
-        if isinstance(self.error, BaseException):
-            cls, message = type(self.error).__name__, str(self.error)
-        else:
-            cls, message = "Error", self.error
-        extra = {
-            "stage": self.stage,
-            "class": cls,
-            "message": message[:4096],
-            "attempts": str(self.attempts),
-            "topic": self.topic,
-            "partition": str(self.partition),
-            "offset": str(self.offset),
-        }
-        # Error headers a record arrived with are dropped: a dead letter's are always ours.
-        own = [(k, v) for k, v in self.headers if not k.startswith(HEADER_PREFIX)]
-        return [*own, *((HEADER_PREFIX + k, v.encode()) for k, v in extra.items())]
 
 
 class Output(Lifecycle):
@@ -152,7 +116,7 @@ class Output(Lifecycle):
     async def predictions(self, produced: Mapping[int, Sequence[Produced]]) -> None:
         """Produce encoded predictions; returns when every one is acknowledged. They leave
         with those of concurrent batches, one record batch per output partition at a time
-        (:class:`~consumer.outbox.Outbox`); refusals for good are raised."""
+        (:class:`~consumer.sink.outbox.Outbox`); refusals for good are raised."""
         await self._outbox.put(produced)
 
     async def _send_partition(self, partition: int, records: list[Produced]) -> None:

@@ -14,18 +14,18 @@ import structlog
 from aiokafka import TopicPartition
 
 from consumer.hooks import Hooks
-from consumer.items import Computed
-from consumer.ledger import Ledger
-from consumer.output import DeadLetter, Output
 from consumer.reasons import DeadLetterStage
-from consumer.work import Produced
+from consumer.sink.output import Output
+from consumer.state.items import Computed, DeadLetter
+from consumer.state.ledger import Ledger
+from consumer.state.work_messages import Produced
 from schemas import Status
 
 log = structlog.get_logger(__name__)
 
 
 class Sink:
-    """Publishes computed batches through an :class:`~consumer.output.Output`; marks them
+    """Publishes computed batches through an :class:`~consumer.sink.output.Output`; marks them
     done."""
 
     def __init__(

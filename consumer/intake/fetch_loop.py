@@ -22,22 +22,22 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CorruptRecordException, KafkaError
 
 from consumer import traced
-from consumer.batching import Batcher
 from consumer.dispatch import Dispatcher
-from consumer.fetch_recovery import FetchRecovery
 from consumer.hooks import Hooks
-from consumer.items import Item
-from consumer.ledger import Ledger
-from consumer.output import DeadLetter
+from consumer.input_settings import RecordLimits
+from consumer.intake.batching import Batcher
+from consumer.intake.fetch_recovery import FetchRecovery
+from consumer.intake.screen import refusal, size_of
 from consumer.reasons import DeadLetterStage
-from consumer.screen import RecordLimits, refusal, size_of
+from consumer.state.items import DeadLetter, Item
+from consumer.state.ledger import Ledger
 from schemas import DecodeError
 from schemas.errors import RegistryAuthError
 from schemas.framing import REGISTRY_MAGIC
 from schemas.wire import SchemaPendingError, WriterSchemas
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 log = structlog.get_logger(__name__)
 

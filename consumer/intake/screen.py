@@ -8,9 +8,9 @@ window is bounded in bytes as well as records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from consumer.input_settings import RecordLimits
 from schemas.errors import TooLargeError
 
 
@@ -23,16 +23,6 @@ class FetchedRecord(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RecordLimits:
-    """The bounds of one record (see the ``--max-record-bytes`` family of settings)."""
-
-    max_record_bytes: int
-    max_key_bytes: int
-    max_header_count: int
-    max_header_bytes: int
 
 
 def size_of(record: FetchedRecord) -> int:

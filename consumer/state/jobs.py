@@ -11,8 +11,8 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 
-from consumer.items import Item
-from consumer.work import Headers
+from consumer.state.items import Item
+from consumer.state.work_messages import Headers
 
 log = structlog.get_logger(__name__)
 

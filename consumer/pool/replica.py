@@ -1,7 +1,7 @@
 """A replica: one Ray actor holding the model, as the pool knows it, and a call to it.
 
-The Ray actor class is :class:`consumer.worker.ModelWorker`; a :class:`Replica` is the pool's
-record of one such actor (its state, where it runs), as Ray Serve names the thing a
+The Ray actor class is :class:`consumer.pool.model_actor.ModelWorker`; a :class:`Replica` is
+the pool's record of one such actor (its state, where it runs), as Ray Serve names the thing a
 deployment manages.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
-from consumer.policy import Ewma
+from consumer.pool.model_actor import WorkerInfo
 from consumer.reasons import LossReason
-from consumer.work import WorkRequest, WorkResult, pack, unpack
-from consumer.worker import WorkerInfo
+from consumer.state.ewma import Ewma
+from consumer.state.work_messages import WorkRequest, WorkResult, pack, unpack
 
 
 class ReplicaState(enum.StrEnum):
@@ -91,7 +91,7 @@ class ActorSpec:
         the pool replaces lost replicas itself."""
         import ray
 
-        from consumer.worker import ModelWorker
+        from consumer.pool.model_actor import ModelWorker
 
         opts = self.actor_options
         actor_cls = ray.remote(ModelWorker).options(

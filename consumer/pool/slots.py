@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from consumer.replica import Replica, ReplicaState
+from consumer.pool.replica import Replica, ReplicaState
 
 LOOKAHEAD = 64
 """Free slots compared per take, at most: a bound on the work of a take in an idle big pool."""

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
-from consumer.output import DeadLetter
 from consumer.reasons import DeadLetterStage
-from consumer.work import Headers, WorkResult
+from consumer.state.work_messages import Headers, WorkResult
 from schemas.framing import Writer
 
 
@@ -65,3 +64,40 @@ def offset_ranges(items: list[Item]) -> dict[str, str]:
         low, high = spans.get(tp, (offsets[0], offsets[0]))
         spans[tp] = (min(low, *offsets), max(high, *offsets))
     return {f"{tp.topic}-{tp.partition}": f"{lo}-{hi}" for tp, (lo, hi) in spans.items()}
+
+
+HEADER_PREFIX = "molstream.error."
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input record that could not become a prediction, with why."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    stage: DeadLetterStage
+    error: BaseException | str
+    attempts: int
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """The original headers, then ``molstream.error.*`` (Kafka Connect's convention)."""
+        if isinstance(self.error, BaseException):
+            cls, message = type(self.error).__name__, str(self.error)
+        else:
+            cls, message = "Error", self.error
+        extra = {
+            "stage": self.stage,
+            "class": cls,
+            "message": message[:4096],
+            "attempts": str(self.attempts),
+            "topic": self.topic,
+            "partition": str(self.partition),
+            "offset": str(self.offset),
+        }
+        # Error headers a record arrived with are dropped: a dead letter's are always ours.
+        own = [(k, v) for k, v in self.headers if not k.startswith(HEADER_PREFIX)]
+        return [*own, *((HEADER_PREFIX + k, v.encode()) for k, v in extra.items())]
