@@ -71,9 +71,16 @@ def main() -> None:
                 }
             )
     table = Table(
-        "S", "makespan", "sim", "worker-s", "billed", "sim cost", "first", "sim first",
+        "S",
+        "makespan",
+        "sim",
+        "worker-s",
+        "billed",
+        "sim cost",
+        "first",
+        "sim first",
         title=f"elastic pool, N = {args.nodes}, times in TU (1 TU = {args.tu_s:g} s)",
-    )  # fmt: skip
+    )
     for r in rows:
         table.add_row(
             f"{r['max_start_tu']:g}",

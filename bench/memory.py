@@ -144,8 +144,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for mark, rss in result["rss_mb_at_progress"].items():
         s = next(s for s in samples if s["progress"] >= float(mark[:-1]) / 100)
         ax.plot([s["t_s"]], [rss], "o", color="C0")
-        ax.annotate(f"{mark}: {rss:.0f} MB", (s["t_s"], rss), xytext=(0, -14),
-                    textcoords="offset points", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"{mark}: {rss:.0f} MB",
+            (s["t_s"], rss),
+            xytext=(0, -14),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax.set_ylim(0, max(PEAK_TARGET_MB, result["peak_rss_mb"]) * 1.15)
     ax.set_xlabel("seconds since the consumer started")
     ax.set_ylabel("RSS of the consumer process (MB)")

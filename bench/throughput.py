@@ -252,9 +252,14 @@ async def measure(args: argparse.Namespace, env: Env, workdir: Path) -> dict[str
         await create_topics(env.bootstrap, [topic])
         await publish(env.bootstrap, topic, molecules)
         ref = end_to_end(
-            env, topic, len(molecules), workers=workers, model="reference", options={},
+            env,
+            topic,
+            len(molecules),
+            workers=workers,
+            model="reference",
+            options={},
             batch_size=args.batch_size,
-        )  # fmt: skip
+        )
         async with ref as (runs[workers], timing, processor):
             if workers == 2 and args.latency_s > 0:
                 setup = latency.Setup(

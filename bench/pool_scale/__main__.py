@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     points = []
     for point in args.point_list:
         t = time.monotonic()
-        console.log(f"point {point.name}: {point.workers} workers × {point.slots} slots, "
-                    f"{point.per_molecule_ms:g} ms/molecule")  # fmt: skip
+        console.log(
+            f"point {point.name}: {point.workers} workers × {point.slots} slots, "
+            f"{point.per_molecule_ms:g} ms/molecule"
+        )
         result = measure(point, opts)
         result["point_wall_s"] = time.monotonic() - t
         points.append(result)

@@ -21,15 +21,34 @@ def _f(value: object, fmt: str) -> str:
 def print_table(points: list[dict[str, Any]], title: str) -> None:
     """Two tables, one row per point: rates, then costs."""
     rates = Table(
-        "point", "W×K", "ms/mol", "ready s first/median/all", "ideal/s", "mol/s", "ratio",
-        "target", "round trip ms / model", "occupancy", "in flight", "awaiting ack", "bound",
+        "point",
+        "W×K",
+        "ms/mol",
+        "ready s first/median/all",
+        "ideal/s",
+        "mol/s",
+        "ratio",
+        "target",
+        "round trip ms / model",
+        "occupancy",
+        "in flight",
+        "awaiting ack",
+        "bound",
         title=f"{title}: rates",
-    )  # fmt: skip
+    )
     costs = Table(
-        "point", "consumer ms/batch (marginal)", "consumer cores", "consumer RSS MB",
-        "idle actors cores (ms/s each)", "actors cores", "actor RSS/PSS MB", "Ray+broker cores",
-        "machine cores", "others", title=f"{title}: costs",
-    )  # fmt: skip
+        "point",
+        "consumer ms/batch (marginal)",
+        "consumer cores",
+        "consumer RSS MB",
+        "idle actors cores (ms/s each)",
+        "actors cores",
+        "actor RSS/PSS MB",
+        "Ray+broker cores",
+        "machine cores",
+        "others",
+        title=f"{title}: costs",
+    )
     for p in points:
         head = [p["point"], f"{p['workers']}×{p['slots']}", f"{p['per_molecule_ms']:g}"]
         if "error" in p:
@@ -98,8 +117,13 @@ def plot(points: list[dict[str, Any]], path: Path, title: str) -> None:
     top.set_title(title, fontsize=10)
     total = [p["consumer_cpu_ms_per_batch"] for p in done]
     bars = bottom.bar(x, total, color="lightgrey", label="all of the consumer's CPU")
-    bottom.bar(x, [p["consumer_marginal_ms_per_batch"] for p in done], width=0.5,
-               color="tab:grey", label="beyond its idle CPU")  # fmt: skip
+    bottom.bar(
+        x,
+        [p["consumer_marginal_ms_per_batch"] for p in done],
+        width=0.5,
+        color="tab:grey",
+        label="beyond its idle CPU",
+    )
     bottom.bar_label(bars, labels=[f"{p['consumer_cores']:.2f} core" for p in done], fontsize=8)
     bottom.set_ylabel("consumer CPU ms per batch")
     bottom.legend(loc="upper right", fontsize=8)

@@ -9,18 +9,17 @@ States: deploying → ready ⇄ busy → (dead | draining → stopped). A replic
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
 import structlog
-from ray.exceptions import RayError
 
 from consumer.errors import WorkerLostError
 from consumer.lifecycle import Lifecycle
 from consumer.ops_settings import tracing_env
+from consumer.pool.deployer import Deployer
 from consumer.pool.model_actor import WorkerInfo
 from consumer.pool.occupancy import Occupancy
 from consumer.pool.replica import (
@@ -30,7 +29,6 @@ from consumer.pool.replica import (
     Lifetimes,
     Replica,
     ReplicaState,
-    await_ref,
     call_process,
     kill,
 )
@@ -40,8 +38,6 @@ from consumer.settings import ConsumerSettings
 from consumer.state.work_messages import WorkRequest, WorkResult
 
 log = structlog.get_logger(__name__)
-
-_deploy_ids = itertools.count(1)
 
 
 class ReplicaPool(Lifecycle):
@@ -65,13 +61,18 @@ class ReplicaPool(Lifecycle):
         self._target = target
         self._on_failure = on_failure
         self._on_ready = on_ready
-        self._deploy_retry_s = deploy_retry_s
-        self._clock = clock
         self._workers: list[Replica] = []
         self._slots = Slots()
         self._lifetimes = Lifetimes(clock)
         self._started = False
-        self._deploy_failures = 0
+        self._deployer = Deployer(
+            self._spec,
+            on_ready=self._joined,
+            on_failed=self._failed_to_start,
+            on_retry=self._reconcile,
+            retry_s=deploy_retry_s,
+            clock=clock,
+        )
 
     async def start(self) -> None:
         """Deploy the initial workers; returns at once (they join as Ray places them)."""
@@ -200,37 +201,22 @@ class ReplicaPool(Lifecycle):
                 surplus -= 1
 
     def _deploy(self) -> None:
-        worker = self._spec.spawn(f"worker-{next(_deploy_ids)}", self._clock())
-        self._workers.append(worker)
-        worker.ready_task = asyncio.create_task(self._ready_routine(worker), name=worker.name)
+        self._workers.append(self._deployer.deploy())
 
-    async def _ready_routine(self, worker: Replica) -> None:
-        try:
-            info: WorkerInfo = await await_ref(worker.handle.info.remote())
-        except RayError as exc:
-            if worker.state in GONE:
-                return
-            self._deploy_failures += 1
-            log.error("worker failed to start", worker=worker.name, error=str(exc)[:2000])
-            self._on_failure(LossReason.START_FAILED)
-            self._end(worker, ReplicaState.DEAD)
-            # Back off so a model that cannot load does not spin the cluster.
-            await asyncio.sleep(
-                min(30.0, self._deploy_retry_s * 2 ** min(self._deploy_failures, 5))
-            )
-            self._reconcile()
-            return
-        if worker.state is not ReplicaState.DEPLOYING:
-            return
-        self._deploy_failures = 0
-        after_s = self._lifetimes.ready(worker)
+    def _joined(self, worker: Replica, info: WorkerInfo) -> None:
+        after_s = round(self._lifetimes.ready(worker), 3)
         worker.info = info
         worker.state = ReplicaState.READY
-        log.info("worker ready", worker=worker.name, node=info.node_id, pid=info.pid,
-                 after_s=round(after_s, 3))  # fmt: skip
+        log.info(
+            "worker ready", worker=worker.name, node=info.node_id, pid=info.pid, after_s=after_s
+        )
         self._on_ready(info)
         for _ in range(worker.slots):
             self._slots.put(worker)
+
+    def _failed_to_start(self, worker: Replica) -> None:
+        self._on_failure(LossReason.START_FAILED)
+        self._end(worker, ReplicaState.DEAD)
 
     def _end(self, worker: Replica, state: ReplicaState) -> None:
         if worker.state in GONE:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError
 
 from consumer.errors import PublishRejectedError
 from consumer.lifecycle import Lifecycle
+from consumer.sink.acks import Enqueue, UntilAcked
 from consumer.sink.outbox import Outbox
 from consumer.state.items import HEADER_PREFIX, DeadLetter
 from consumer.state.work_messages import OutputSpec, Produced
@@ -28,18 +29,6 @@ HEADERS_DROPPED = HEADER_PREFIX + "headers_dropped"
 
 Message = tuple[str, bytes | None, bytes | None, Any]
 """topic, key, value, headers"""
-
-R = TypeVar("R")
-Enqueue = Callable[[], Awaitable["asyncio.Future[Any]"]]
-"""Queue a unit of records with the producer; its future resolves on the broker's ack."""
-
-
-def _transient(exc: BaseException) -> bool:
-    # aiokafka marks KafkaTimeoutError (a batch expired while the broker was away) as not
-    # retriable, but for us it is: the broker may come back.
-    return isinstance(exc, TimeoutError | KafkaTimeoutError) or bool(
-        getattr(exc, "retriable", False)
-    )
 
 
 class Output(Lifecycle):
@@ -70,6 +59,11 @@ class Output(Lifecycle):
         self._backoff_max_s = retry_backoff_max_s
         self._producer: AIOKafkaProducer | None = None
         self._outbox = Outbox(self._send_partition)
+        self._acks = UntilAcked(
+            timeout_s=kafka.broker_timeout_s,
+            backoff_max_s=retry_backoff_max_s,
+            on_transient=self._report,
+        )
 
     async def start(self) -> None:
         """Register the prediction schema (when writing registry framing), then connect
@@ -97,9 +91,7 @@ class Output(Lifecycle):
         """How workers must write predictions now: the output topic's partitions (read once
         from the producer's metadata, which aiokafka keeps fresh) and the framing."""
         backoff = 0.1
-        while not (partitions := self._started().client.cluster.partitions_for_topic(
-            self._output_topic
-        )):  # fmt: skip
+        while not (partitions := self._known_partitions()):
             # Unknown yet (or the broker away): ask again with backoff, as a send would.
             try:
                 async with asyncio.timeout(self._kafka.broker_timeout_s):
@@ -121,7 +113,8 @@ class Output(Lifecycle):
 
     async def _send_partition(self, partition: int, records: list[Produced]) -> None:
         """Send records to one output partition with aiokafka's batch API (no per-record
-        call or future); see :meth:`_until_acked` (refusals name the very record objects)."""
+        call or future); see :class:`~consumer.sink.acks.UntilAcked` (refusals name the very
+        record objects)."""
 
         def batches(todo: list[Produced]) -> Iterator[tuple[list[Produced], Enqueue]]:
             producer = self._started()
@@ -133,7 +126,7 @@ class Output(Lifecycle):
                     ),
                 )
 
-        await self._until_acked(records, batches)
+        await self._acks.send(records, batches)
 
     def _record_batches(self, records: list[Produced]) -> Iterator[tuple[list[Produced], Any]]:
         """``records`` in aiokafka record batches, each as full as the batch size allows."""
@@ -146,53 +139,11 @@ class Output(Lifecycle):
                 builder.append(timestamp=None, key=key, value=value, headers=headers)
         yield records[start:], builder
 
-    async def _until_acked(
-        self, records: list[R], units: Callable[[list[R]], Iterator[tuple[list[R], Enqueue]]]
-    ) -> None:
-        """Queue ``records`` in the units ``units`` makes of them and await every ack; what
-        fails for a while is sent again with backoff (from the first unit that could not be
-        queued on), what is refused for good is raised together at the end."""
-        rejected: list[tuple[R, Exception]] = []
-        backoff = 0.1
-        while records:
-            failed: list[R] = []
-            queued: list[tuple[list[R], asyncio.Future[Any]]] = []
-            done = 0
-            for unit, enqueue in units(records):
-                try:
-                    async with asyncio.timeout(self._kafka.broker_timeout_s):
-                        queued.append((unit, await enqueue()))
-                except (KafkaError, TimeoutError) as exc:
-                    # Not queued, nor anything after it: sent again next round (or refused).
-                    self._sort_failure(exc, unit, failed, rejected)
-                    failed.extend(records[done + len(unit) :])
-                    break
-                done += len(unit)
-            for unit, fut in queued:
-                try:
-                    await fut
-                except KafkaError as exc:
-                    self._sort_failure(exc, unit, failed, rejected)
-            records = failed
-            if records:
-                await asyncio.sleep(backoff)
-                backoff = min(self._backoff_max_s, backoff * 2)
-        if rejected:
-            raise PublishRejectedError(rejected)
-
-    def _sort_failure(
-        self,
-        exc: BaseException,
-        unit: list[R],
-        failed: list[R],
-        rejected: list[tuple[R, Exception]],
-    ) -> None:
-        if _transient(exc):
-            failed.extend(unit)
-            self._report(exc)
-        else:
-            assert isinstance(exc, Exception)
-            rejected.extend((record, exc) for record in unit)
+    def _known_partitions(self) -> set[int] | None:
+        known: set[int] | None = self._started().client.cluster.partitions_for_topic(
+            self._output_topic
+        )
+        return known
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -221,7 +172,7 @@ class Output(Lifecycle):
             await self._send_all([_without_headers(message) for message, _ in exc.rejected])
 
     async def _send_all(self, messages: list[Message]) -> None:
-        """Send messages one ``send`` each (see :meth:`_until_acked`)."""
+        """Send messages one ``send`` each (see :class:`~consumer.sink.acks.UntilAcked`)."""
 
         def each(todo: list[Message]) -> Iterator[tuple[list[Message], Enqueue]]:
             producer = self._started()
@@ -232,7 +183,7 @@ class Output(Lifecycle):
                 )
                 yield [msg], send
 
-        await self._until_acked(messages, each)
+        await self._acks.send(messages, each)
 
     def _report(self, exc: BaseException) -> None:
         log.warning("send failed, will retry", error=f"{type(exc).__name__}: {exc}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import operator
+import time
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
 from consumer.reasons import DeadLetterStage
-from consumer.state.work_messages import Headers, WorkResult
+from consumer.state.work_messages import Headers, OutputSpec, WorkRequest, WorkResult
 from schemas.framing import Writer
 
 
@@ -64,6 +65,22 @@ def offset_ranges(items: list[Item]) -> dict[str, str]:
         low, high = spans.get(tp, (offsets[0], offsets[0]))
         spans[tp] = (min(low, *offsets), max(high, *offsets))
     return {f"{tp.topic}-{tp.partition}": f"{lo}-{hi}" for tp, (lo, hi) in spans.items()}
+
+
+def work_request(items: list[Item], spec: OutputSpec) -> WorkRequest:
+    """What a worker receives for ``items``: their raw values and provenance."""
+    now = time.time()
+    return WorkRequest(
+        values=[i.value for i in items],
+        headers=[i.headers for i in items],
+        writers=[i.writer for i in items],
+        topics=[i.tp.topic for i in items],
+        partitions=[i.tp.partition for i in items],
+        offsets=[i.offset for i in items],
+        ages_s=[now - i.fetched_at for i in items],
+        attempts=max(i.attempts for i in items),
+        spec=spec,
+    )
 
 
 HEADER_PREFIX = "molstream.error."

@@ -200,8 +200,13 @@ def test_an_error_to_a_pipe_is_never_wrapped(tmp_path: Path) -> None:
     deep = tmp_path.joinpath(*(["a-rather-long-directory-name"] * 8))
     missing = deep / "nope.smi"
     done = molstream(
-        "-m", "consumer.cli", "produce", str(missing), "--bootstrap-servers", "127.0.0.1:1",
+        "-m",
+        "consumer.cli",
+        "produce",
+        str(missing),
+        "--bootstrap-servers",
+        "127.0.0.1:1",
         env={"COLUMNS": "40"},
-    )  # fmt: skip
+    )
     assert done.returncode == 2
     assert f"error: {missing}: no such file" in done.stderr.splitlines()

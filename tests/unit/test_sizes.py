@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 CONSUMER = Path(__file__).parents[2] / "consumer"
@@ -33,3 +35,28 @@ def _oversized() -> list[str]:
 
 def test_no_module_class_or_function_is_over_its_limit() -> None:
     assert _oversized() == []
+
+
+PACKING = ("fmt: skip", "fmt: off")
+"""Formatter pragmas that hand-pack code (split along the seam instead)."""
+
+
+def _packed(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+        for token in tokens:
+            if token.type == tokenize.COMMENT and any(p in token.string for p in PACKING):
+                found.append(f"{path.relative_to(root)}:{token.start[0]}")
+    return found
+
+
+def test_no_code_is_packed_by_hand() -> None:
+    packages = ("consumer", "producer", "schemas", "bench", "tests")
+    assert [f"{p}/{hit}" for p in packages for hit in _packed(CONSUMER.parent / p)] == []
+
+
+def test_the_packing_check_reads_comments_only(tmp_path: Path) -> None:
+    pragma = "# " + PACKING[0]
+    (tmp_path / "a.py").write_text(f"x = (1,  2)  {pragma}\ny = {pragma!r}\n")
+    assert _packed(tmp_path) == ["a.py:1"]

@@ -22,8 +22,11 @@ from schemas.wire import Decoder
 SPEC = OutputSpec(partitions=(0, 1, 2), schema_id=None, max_smiles_length=10, max_id_length=8)
 
 
-def _request(values: list[bytes | None], headers: list[tuple[tuple[str, bytes], ...]] | None = None,
-             **kwargs: object) -> WorkRequest:  # fmt: skip
+def _request(
+    values: list[bytes | None],
+    headers: list[tuple[tuple[str, bytes], ...]] | None = None,
+    **kwargs: object,
+) -> WorkRequest:
     n = len(values)
     return WorkRequest(
         values=values,
@@ -63,8 +66,10 @@ def test_a_batch_comes_back_encoded_keyed_and_placed_as_kafkas_partitioner_would
         1,
     )
     assert (prediction.source_topic, prediction.source_partition, prediction.source_offset) == (
-        "molecules", 4, 103,
-    )  # fmt: skip
+        "molecules",
+        4,
+        103,
+    )
     assert result.statuses == [Status.OK] * 20 and result.rejected == {}
 
 
