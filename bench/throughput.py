@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -46,26 +45,16 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from bench import latency
-from bench.harness import (
-    LoadMonitor,
-    Timing,
-    consumer_settings,
-    create_topics,
-    machine_info,
-    nci,
-    nci_repeated,
-    process_monitor,
-    publish,
-    publish_raw,
-    wait_until,
-)
+from bench import latency, runner
+from bench.harness import Timing, create_topics, nci_repeated
+from bench.monitor import LoadMonitor, process_monitor
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
 from schemas import MOLECULE_CODEC, Molecule
 from schemas.kafka import ProducerSettings
+from tests.harness import consumer_settings, nci, publish, publish_raw, wait_until
 
 ZERO_COST = {"per_molecule_ms": "0"}
 
@@ -276,7 +265,6 @@ async def measure(args: argparse.Namespace, env: Env, workdir: Path) -> dict[str
                 )
                 lat = await latency.run(setup, args.loads)
     return {
-        "machine": machine_info(),
         "sizes": {k: v for k, v in vars(args).items() if k != "out"},
         "kafka_alone": kafka,
         "synthetic_zero_cost_end_to_end": asdict(zero),
@@ -418,7 +406,7 @@ def plot_rates(result: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     """Run every step, print the tables, write JSON and PNGs."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = runner.parser(__doc__)
     parser.add_argument("--zero-cost-molecules", type=int, default=200_000)
     parser.add_argument("--zero-cost-batch-size", type=int, default=256)
     parser.add_argument("--zero-cost-max-in-flight", type=int, default=8192)
@@ -428,19 +416,14 @@ def main() -> None:
     parser.add_argument(
         "--loads", type=lambda s: [float(x) for x in s.split(",")], default=[0.33, 0.5, 0.8]
     )
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     workdir = Path(tempfile.mkdtemp(prefix="molstream-throughput-"))
     started = time.monotonic()
-    with EmbeddedBroker() as broker, LocalCluster() as cluster:
-        for _ in range(2):
-            cluster.add_spot_node()
+    with runner.broker_and_cluster(spot_nodes=2) as (broker, cluster):
         result = asyncio.run(measure(args, Env(broker, cluster), workdir))
     result["run_s"] = time.monotonic() - started
     result["acceptance"] = acceptance(result)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    runner.write_json(args.out / "throughput.json", result)
     console = Console(width=None if sys.stdout.isatty() else 150)
     print_tables(result, console)
     for check, met in result["acceptance"].items():

@@ -7,15 +7,13 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bench.harness import (
-    machine_info,
-)
+from bench.runner import machine_info
 from schemas import Molecule, Prediction
 
 if TYPE_CHECKING:
-    from bench.chaos.run import Chaos
+    import argparse
 
 
 SAMPLE_S = 0.2
@@ -182,8 +180,35 @@ def log_summary(path: Path) -> dict[str, int]:
     return dict(counts.most_common(25))
 
 
+class ChaosRun(Protocol):
+    """What the analysis reads of a run (:class:`bench.chaos.run.Chaos`)."""
+
+    @property
+    def args(self) -> argparse.Namespace: ...
+    @property
+    def argv(self) -> list[str]: ...
+    @property
+    def samples(self) -> list[Sample]: ...
+    @property
+    def faults(self) -> list[Fault]: ...
+    @property
+    def duplicate_detail(self) -> dict[str, Any]: ...
+    @property
+    def partitions(self) -> dict[str, dict[str, Any]]: ...
+    @property
+    def anomalies(self) -> list[dict[str, Any]]: ...
+    @property
+    def pids(self) -> list[int]: ...
+    @property
+    def started_at(self) -> str: ...
+    @property
+    def publish_s(self) -> float: ...
+    @property
+    def log_path(self) -> Path: ...
+
+
 def summarise(
-    chaos: Chaos,
+    chaos: ChaosRun,
     molecules: list[Molecule],
     counts: Counter[str],
     failed: int,

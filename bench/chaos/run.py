@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import runner
 from bench.chaos.analyse import (
     CATCH_WINDOW_S,
     PRE_WINDOW_S,
@@ -27,17 +28,11 @@ from bench.chaos.analyse import (
     summarise,
 )
 from bench.chaos.render import console
-from bench.harness import (
-    OutputWatcher,
-    consume_command,
-    publish,
-    read_raw,
-    synthetic_molecules,
-)
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
 from schemas import Molecule, Status
+from tests.harness import OutputWatcher, consume_command, publish, read_raw, synthetic_molecules
 
 SETTLE_S = 3.0
 
@@ -321,7 +316,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     mols = synthetic_molecules(args.molecules, prefix="c")
     broker_log = Path(args.log_dir) / "broker.log"
     head_args = {"dashboard_agent_listen_port": free_port()}
-    with EmbeddedBroker(log_file=broker_log) as broker, LocalCluster(head_args=head_args) as cl:
+    with runner.broker_and_cluster(broker_log=broker_log, head_args=head_args) as (broker, cl):
         chaos = Chaos(args, broker, cl)
         frozen_guard = broker.pid
         try:

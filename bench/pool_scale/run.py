@@ -14,21 +14,14 @@ from typing import Any
 
 import psutil
 
-from bench.harness import (
-    Counting,
-    LoadMonitor,
-    consumer_settings,
-    create_topics,
-    descendants,
-    each_synthetic_molecule,
-    joined,
-    publish,
-)
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
+from bench import runner
+from bench.harness import create_topics, joined
+from bench.monitor import LoadMonitor, descendants
+from consumer.dev.raycluster import FAST_HEALTH_CHECKS
 from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
 from schemas import Status
+from tests.harness import Counting, consumer_settings, each_synthetic_molecule, publish
 
 SETTLE_S = 1.0
 """After the backlog is published, before the steady window opens."""
@@ -192,9 +185,9 @@ def measure(point: Point, opts: Options) -> dict[str, Any]:
     system_config: dict[str, Any] = dict(FAST_HEALTH_CHECKS)
     if opts.startup_concurrency > 0:
         system_config["worker_maximum_startup_concurrency"] = opts.startup_concurrency
-    with (
-        EmbeddedBroker() as broker,
-        LocalCluster(head_args={"_system_config": system_config}) as cluster,
+    with runner.broker_and_cluster(head_args={"_system_config": system_config}) as (
+        broker,
+        cluster,
     ):
         cluster.add_spot_node(num_cpus=opts.node_cpus)
         return asyncio.run(_measure(point, opts, broker.bootstrap_servers, cluster.address))

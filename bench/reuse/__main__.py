@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 from rich.console import Console
 
-from bench.harness import machine_info
+from bench import runner
 from bench.reuse.analyse import SETUP_TU, Comparison, Measured, summarize
 from bench.reuse.render import plot, table
 from bench.reuse.run import draw_schedules, run_approach1, run_pool
-from bench.simulation import parse_max_starts
 from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.simulate_cli import parse_max_starts
 from consumer.ops.logs import configure_logging
 
 JSON_NAME = "reuse.json"
@@ -24,16 +21,15 @@ PNG_NAME = "reuse.png"
 
 def main() -> None:
     """Run every schedule with both approaches, print the table, write JSON and PNG."""
-    parser = argparse.ArgumentParser(
+    parser = runner.parser(
+        "Worker reuse on a real Ray cluster: Approach #1 against the pool.",
         prog="python -m bench.reuse",
-        description="Worker reuse on a real Ray cluster: Approach #1 against the pool.",
     )
     parser.add_argument("--inputs", type=int, default=6, help="inputs N = nodes requested")
     parser.add_argument("--max-start", default="0,4,8", help="max provisioning times S (TU)")
     parser.add_argument("--draws", type=int, default=2, help="provisioning draws per S")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tu-s", type=float, default=0.5, help="seconds per time unit")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     if not 1 <= args.inputs <= 8:
         parser.error("--inputs must be 1..8 (one local Ray node per input)")
@@ -64,7 +60,6 @@ def main() -> None:
     elapsed = time.monotonic() - started
     Console(width=max(console.width, 200)).print(table(comparisons, args.tu_s))
     result = {
-        "machine": machine_info(),
         "config": {
             "inputs": args.inputs,
             "nodes": args.inputs,
@@ -80,8 +75,7 @@ def main() -> None:
         "summary": summarize(comparisons),
         "runs": [c.to_dict() for c in comparisons],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / JSON_NAME).write_text(json.dumps(result, indent=2) + "\n")
+    runner.write_json(args.out / JSON_NAME, result)
     plot(comparisons, args.out / PNG_NAME)
     console.print(f"wrote {args.out / JSON_NAME} and {args.out / PNG_NAME} in {elapsed:.0f} s")
 

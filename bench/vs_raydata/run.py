@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.harness import Counting, connected_cluster, joined, nci
+from bench.harness import joined
 from bench.vs_raydata.analyse import Outcome, measured
 from consumer.dev.raycluster import SPOT_RESOURCE
 from consumer.models.reference import ReferenceModel
@@ -27,6 +27,7 @@ from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Prediction
 from schemas.kafka import ProducerSettings
+from tests.harness import Counting, connected_cluster, nci
 
 INPUT_TOPIC = "molecules"
 
@@ -234,7 +235,7 @@ def run_molstream(
                 "molstream",
                 count,
                 t0,
-                watcher,
+                watcher.result(),
                 sampler,
                 {"group_join_s": joined, "driver_done_s": driver_done, "batch_size": batch_size},
             )
@@ -411,7 +412,7 @@ def run_raydata(
                 "ray_data",
                 count,
                 t0,
-                watcher,
+                watcher.result(),
                 sampler,
                 {
                     "reader": reader,

