@@ -3,6 +3,7 @@ development tools, the benchmarks' plots or the broker binary."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,7 @@ def run(
         timeout=timeout_s,
         check=False,
         cwd=cwd,
+        env={**os.environ, "COLUMNS": "100"},  # help text at a fixed width
     )
 
 
