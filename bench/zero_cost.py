@@ -15,7 +15,8 @@ import json
 
 from bench import runner
 from bench.harness import nci_repeated
-from bench.throughput import ZERO_COST, Env, end_to_end, kafka_alone
+from bench.kafka_alone import kafka_alone
+from bench.throughput import ZERO_COST, Env, end_to_end
 
 
 async def _measure(env: Env, molecules: int) -> dict[str, float]:

@@ -9,8 +9,9 @@ import sys
 import time
 
 from bench import runner
+from bench.pool_scale.points import DEFAULT_POINTS, Options, parse_points
 from bench.pool_scale.render import console, plot, print_table
-from bench.pool_scale.run import DEFAULT_POINTS, Options, measure, parse_points
+from bench.pool_scale.run import measure
 from consumer.ops.logs import configure_logging
 
 

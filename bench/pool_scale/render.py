@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.pool_scale.run import TARGETS
+from bench.pool_scale.points import TARGETS
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 

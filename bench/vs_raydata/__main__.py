@@ -14,15 +14,14 @@ from rich.console import Console
 
 from bench import runner
 from bench.harness import create_topics
+from bench.vs_raydata.raydata import choose_reader, run_raydata
 from bench.vs_raydata.render import table
 from bench.vs_raydata.run import (
     INPUT_TOPIC,
     PARTITIONS,
-    choose_reader,
     molecules,
     publish,
     run_molstream,
-    run_raydata,
     watch,
 )
 from consumer.dev.broker import EmbeddedBroker
