@@ -19,7 +19,9 @@ finish (min p_i + set-up + worker creation + one inference).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -67,6 +69,17 @@ def main() -> None:
                     "run": asdict(run),
                 }
             )
+    Console().print(_table(rows, args))
+    result = {
+        "config": {k: str(v) for k, v in vars(args).items()},
+        "runs": rows,
+    }
+    runner.write_json(args.out / "elastic.json", result)
+    Console().print(f"wrote {args.out / 'elastic.json'}")
+
+
+def _table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table:
+    """Measured against simulated, per drawn schedule."""
     table = Table(
         "S",
         "makespan",
@@ -94,13 +107,7 @@ def main() -> None:
                 )
             ),
         )
-    Console().print(table)
-    result = {
-        "config": {k: str(v) for k, v in vars(args).items()},
-        "runs": rows,
-    }
-    runner.write_json(args.out / "elastic.json", result)
-    Console().print(f"wrote {args.out / 'elastic.json'}")
+    return table
 
 
 if __name__ == "__main__":

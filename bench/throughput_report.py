@@ -24,6 +24,16 @@ def acceptance(result: dict[str, Any]) -> dict[str, bool]:
 
 def print_tables(result: dict[str, Any], console: Console) -> None:
     """The rates, then the latency windows."""
+    console.print(_rates_table(result))
+    if result["latency"] is None:
+        return
+    windows = result["latency"]["windows"]
+    console.print(_latency_table(windows))
+    console.print(_cores_table(windows))
+
+
+def _rates_table(result: dict[str, Any]) -> Table:
+    """The rates of every step and their ratios."""
     kafka, zero = result["kafka_alone"], result["synthetic_zero_cost_end_to_end"]
     ref1, ref2 = result["reference_end_to_end"], result["reference_end_to_end_2_workers"]
     zero_cost = (
@@ -57,15 +67,16 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
     add("ratio 1 worker steady / raw (target ≥ 0.9)", result["ratio_end_to_end_over_raw"])
     add("reference, end to end, 2 workers (steady): capacity", ref2["steady_molecules_per_s"], ref2)
     add("ratio 2 workers steady / (2 x raw)", result["ratio_2_workers_over_2x_raw"])
-    console.print(table)
-    if result["latency"] is None:
-        return
+    return table
+
+
+def _latency_table(windows: list[dict[str, Any]]) -> Table:
+    """Per latency window: its rate, percentiles, floor and the read-back's cross-check."""
     table = Table(
         *("load", "rate/s (achieved)", "n", "p50", "p90", "p99", "max", "floor", "p99/floor"),
         *("mean batch", "read-back p50/p99"),
         title="latency (ms): input record timestamp -> prediction acknowledged",
     )
-    windows = result["latency"]["windows"]
     for w in windows:
         lat, back = w["latency"], w["readback"]
         table.add_row(
@@ -78,7 +89,11 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
             f"{w['mean_batch_size']:.1f}",
             f"{back['p50_ms']:.0f}/{back['p99_ms']:.0f}",
         )
-    console.print(table)
+    return table
+
+
+def _cores_table(windows: list[dict[str, Any]]) -> Table:
+    """What the machine's cores did during each latency window."""
     groups = ("machine", "consumer", "producer", "broker", "ray", "other")
     table = Table(
         "load", *groups, "all cores busy", "load avg", title="cores used during the windows (mean)"
@@ -92,7 +107,7 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
             + (" SATURATED" if w["machine_saturated"] else ""),
             f"{load['load_avg_1m']['mean']:.1f}",
         )
-    console.print(table)
+    return table
 
 
 def plot_rates(result: dict[str, Any], path: Path) -> None:

@@ -54,34 +54,8 @@ def print_table(points: list[dict[str, Any]], title: str) -> None:
         if "error" in p:
             rates.add_row(*head, f"[red]{p['error']}")
             continue
-        target = p["target_ratio"]
-        verdict = "" if p["meets_target"] is None else (" ok" if p["meets_target"] else " MISS")
-        ready = "/".join(_f(p[k], ".1f") for k in ("first_ready_s", "median_ready_s", "ready_s"))
-        rates.add_row(
-            *head,
-            ready,
-            f"{p['ideal_molecules_per_s']:,.0f}",
-            f"{p['molecules_per_s']:,.0f}",
-            f"{p['ratio_to_ideal']:.3f}" + ("" if p["backlog_held"] else " (short)"),
-            ("–" if target is None else f"≥ {target:g}") + verdict,
-            f"{p['round_trip_ms_mean']:.1f} / {p['model_ms_per_batch']:g}",
-            f"{p['slot_occupancy']:.3f}",
-            f"{p['in_flight_mean']:,.0f} / {p['max_in_flight']:,}",
-            f"{p['awaiting_ack_mean']:,.0f}",
-            p["bound"],
-        )
-        costs.add_row(
-            p["point"],
-            f"{p['consumer_cpu_ms_per_batch']:.2f} ({p['consumer_marginal_ms_per_batch']:.2f})",
-            f"{p['consumer_cores']:.2f}",
-            f"{p['consumer_rss_mb_peak']:.0f}",
-            f"{p['idle_actors_cores']:.2f} ({p['idle_ms_per_s_per_actor']:.1f})",
-            f"{p['actors_cores']:.2f}",
-            f"{p['actor_rss_mb_mean']:.0f} / {p['actor_pss_mb_mean']:.0f}",
-            f"{p['rest_cores']:.2f}",
-            f"{p['machine_cores']:.2f}",
-            f"{p['other_cores']:.2f}",
-        )
+        rates.add_row(*head, *_rates(p))
+        costs.add_row(p["point"], *_costs(p))
     console.print(rates)
     console.print(costs)
     console.print(
@@ -91,6 +65,40 @@ def print_table(points: list[dict[str, Any]], title: str) -> None:
         "cores: CPU s per s; marginal: beyond the consumer's idle CPU; "
         "others: machine busy beyond this process tree (other work)"
     )
+
+
+def _rates(p: dict[str, Any]) -> list[str]:
+    """A measured point's cells of the rates table, after its name, size and cost."""
+    target = p["target_ratio"]
+    verdict = "" if p["meets_target"] is None else (" ok" if p["meets_target"] else " MISS")
+    ready = "/".join(_f(p[k], ".1f") for k in ("first_ready_s", "median_ready_s", "ready_s"))
+    return [
+        ready,
+        f"{p['ideal_molecules_per_s']:,.0f}",
+        f"{p['molecules_per_s']:,.0f}",
+        f"{p['ratio_to_ideal']:.3f}" + ("" if p["backlog_held"] else " (short)"),
+        ("–" if target is None else f"≥ {target:g}") + verdict,
+        f"{p['round_trip_ms_mean']:.1f} / {p['model_ms_per_batch']:g}",
+        f"{p['slot_occupancy']:.3f}",
+        f"{p['in_flight_mean']:,.0f} / {p['max_in_flight']:,}",
+        f"{p['awaiting_ack_mean']:,.0f}",
+        p["bound"],
+    ]
+
+
+def _costs(p: dict[str, Any]) -> list[str]:
+    """A measured point's cells of the costs table, after its name."""
+    return [
+        f"{p['consumer_cpu_ms_per_batch']:.2f} ({p['consumer_marginal_ms_per_batch']:.2f})",
+        f"{p['consumer_cores']:.2f}",
+        f"{p['consumer_rss_mb_peak']:.0f}",
+        f"{p['idle_actors_cores']:.2f} ({p['idle_ms_per_s_per_actor']:.1f})",
+        f"{p['actors_cores']:.2f}",
+        f"{p['actor_rss_mb_mean']:.0f} / {p['actor_pss_mb_mean']:.0f}",
+        f"{p['rest_cores']:.2f}",
+        f"{p['machine_cores']:.2f}",
+        f"{p['other_cores']:.2f}",
+    ]
 
 
 def plot(points: list[dict[str, Any]], path: Path, title: str) -> None:

@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 
 from bench import runner
-from bench.reuse.analyse import SETUP_TU, Comparison, Measured, summarize
+from bench.reuse.analyse import SETUP_TU, Comparison, Measured, Schedule, summarize
 from bench.reuse.render import plot, table
 from bench.reuse.run import draw_schedules, run_approach1, run_pool
 from consumer.dev.broker import EmbeddedBroker
@@ -38,25 +38,7 @@ def main() -> None:
     options = {"load_s": f"{args.tu_s:g}", "per_molecule_ms": f"{1000 * args.tu_s:g}"}
     schedules = draw_schedules(args.inputs, parse_max_starts(args.max_start), args.draws, args.seed)
     started = time.monotonic()
-    comparisons = []
-    with EmbeddedBroker() as broker:
-        for k, schedule in enumerate(schedules):
-            console.print(
-                f"S = {schedule.max_start_tu:g} TU, draw {schedule.draw}: p = "
-                + ", ".join(f"{p:.2f}" for p in schedule.provision_tu)
-            )
-            # Alternate the order so that neither approach always runs on a warmer machine.
-            runs: dict[str, Measured] = {}
-            order = ("approach1", "molstream") if k % 2 == 0 else ("molstream", "approach1")
-            for name in order:
-                if name == "approach1":
-                    runs[name] = run_approach1(schedule, args.tu_s, options)
-                else:
-                    runs[name] = run_pool(schedule, args.tu_s, options, broker.bootstrap_servers)
-                console.print(f"  {name}: {runs[name].time_s:.2f} s")
-            comparisons.append(
-                Comparison(schedule, runs["approach1"], runs["molstream"], args.tu_s)
-            )
+    comparisons = _compare(schedules, args.tu_s, options, console)
     elapsed = time.monotonic() - started
     Console(width=max(console.width, 200)).print(table(comparisons, args.tu_s))
     result = {
@@ -78,6 +60,30 @@ def main() -> None:
     runner.write_json(args.out / JSON_NAME, result)
     plot(comparisons, args.out / PNG_NAME)
     console.print(f"wrote {args.out / JSON_NAME} and {args.out / PNG_NAME} in {elapsed:.0f} s")
+
+
+def _compare(
+    schedules: list[Schedule], tu_s: float, options: dict[str, str], console: Console
+) -> list[Comparison]:
+    """Each schedule with both approaches, in alternating order."""
+    comparisons = []
+    with EmbeddedBroker() as broker:
+        for k, schedule in enumerate(schedules):
+            console.print(
+                f"S = {schedule.max_start_tu:g} TU, draw {schedule.draw}: p = "
+                + ", ".join(f"{p:.2f}" for p in schedule.provision_tu)
+            )
+            # Alternate the order so that neither approach always runs on a warmer machine.
+            runs: dict[str, Measured] = {}
+            order = ("approach1", "molstream") if k % 2 == 0 else ("molstream", "approach1")
+            for name in order:
+                if name == "approach1":
+                    runs[name] = run_approach1(schedule, tu_s, options)
+                else:
+                    runs[name] = run_pool(schedule, tu_s, options, broker.bootstrap_servers)
+                console.print(f"  {name}: {runs[name].time_s:.2f} s")
+            comparisons.append(Comparison(schedule, runs["approach1"], runs["molstream"], tu_s))
+    return comparisons
 
 
 if __name__ == "__main__":

@@ -32,19 +32,7 @@ JSON_NAME = "vs_raydata.json"
 
 def main() -> None:
     """Publish once, run both systems, print the table, write JSON."""
-    parser = runner.parser(
-        "Ray Data against molstream: one bounded job.", prog="python -m bench.vs_raydata"
-    )
-    parser.add_argument("--molecules", type=int, default=10_000)
-    parser.add_argument(
-        "--workers", type=int, default=2, help="one-CPU Spot nodes, one worker each"
-    )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--reader", choices=("auto", "read_kafka", "consumer"), default="auto")
-    parser.add_argument("--watch", help=argparse.SUPPRESS)
-    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
-    parser.add_argument("--idle-s", type=float, default=20.0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = _arguments()
     if args.watch:
         result = asyncio.run(watch(args.bootstrap, args.watch, args.molecules, args.idle_s))
         print(json.dumps(result), flush=True)
@@ -91,6 +79,23 @@ def main() -> None:
     }
     runner.write_json(args.out / JSON_NAME, result)
     console.print(f"wrote {args.out / JSON_NAME} in {elapsed:.0f} s")
+
+
+def _arguments() -> argparse.Namespace:
+    """The job's size and the reader; the hidden options run this module as the watcher."""
+    parser = runner.parser(
+        "Ray Data against molstream: one bounded job.", prog="python -m bench.vs_raydata"
+    )
+    parser.add_argument("--molecules", type=int, default=10_000)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="one-CPU Spot nodes, one worker each"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--reader", choices=("auto", "read_kafka", "consumer"), default="auto")
+    parser.add_argument("--watch", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--idle-s", type=float, default=20.0, help=argparse.SUPPRESS)
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
