@@ -51,6 +51,7 @@ from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
+from consumer.settings import ConsumerSettings
 from schemas import Molecule
 from tests.harness import consumer_settings, nci, publish, wait_until
 
@@ -105,22 +106,17 @@ def raw_rate(molecules: list[Molecule], batch_size: int) -> float:
     return len(smiles) / (time.perf_counter() - started)
 
 
-@contextlib.asynccontextmanager
-async def end_to_end(
+def _step_settings(
     env: Env,
     topic: str,
-    count: int,
-    *,
     workers: int,
     model: str,
     options: dict[str, str],
     batch_size: int,
-    max_in_flight: int = 2048,
-) -> AsyncIterator[tuple[Run, Timing, StreamProcessor]]:
-    """Consume the ``count`` records already on ``topic`` with ``workers`` one-CPU workers;
-    yields the run's figures while the processor still runs (its hook, for what follows)."""
-    await create_topics(env.bootstrap, [f"{topic}.predictions"])
-    settings = consumer_settings(
+    max_in_flight: int,
+) -> ConsumerSettings:
+    """A step's consumer: its own topics and group, a fixed pool of ``workers``."""
+    return consumer_settings(
         env.bootstrap,
         env.cluster.address,
         input_topic=topic,
@@ -136,6 +132,24 @@ async def end_to_end(
         batch_size=batch_size,
         max_in_flight=max_in_flight,
     )
+
+
+@contextlib.asynccontextmanager
+async def end_to_end(
+    env: Env,
+    topic: str,
+    count: int,
+    *,
+    workers: int,
+    model: str,
+    options: dict[str, str],
+    batch_size: int,
+    max_in_flight: int = 2048,
+) -> AsyncIterator[tuple[Run, Timing, StreamProcessor]]:
+    """Consume the ``count`` records already on ``topic`` with ``workers`` one-CPU workers;
+    yields the run's figures while the processor still runs (its hook, for what follows)."""
+    await create_topics(env.bootstrap, [f"{topic}.predictions"])
+    settings = _step_settings(env, topic, workers, model, options, batch_size, max_in_flight)
     timing = Timing()
     started = time.perf_counter()
     async with StreamProcessor(settings, hooks=timing) as processor:
