@@ -115,8 +115,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
     bottom.plot(rt, rates, linewidth=0.8, label="new ids/s (1 s window)")
     bottom.set_ylabel("molecules/s")
     bottom.set_xlabel("seconds since the first consumer start")
+    _draw_faults(result["faults"], top, bottom)
+    top.legend(loc="upper left")
+    bottom.legend(loc="upper left")
+    top.set_title(
+        f"chaos: {result['published']:,} molecules, lost {result['lost']}, "
+        f"duplicates {result['duplicates']:,} (shaded: fault → restored; line: caught up)"
+    )
+    fig.savefig(path, dpi=110)
+
+
+def _draw_faults(faults: list[dict[str, Any]], top: Any, bottom: Any) -> None:
+    """Each fault shaded until restored, its catch-up marked, its pre-fault rate's bar."""
     colors = {"consumer_kill": "tab:red", "node_loss": "tab:orange", "broker_freeze": "tab:purple"}
-    for f in result["faults"]:
+    for f in faults:
         end = f["restored_t_s"] or f["t_s"]
         for ax in (top, bottom):
             ax.axvspan(f["t_s"], max(end, f["t_s"] + 0.3), color=colors[f["kind"]], alpha=0.25)
@@ -131,10 +143,3 @@ def plot(result: dict[str, Any], path: Path) -> None:
                 colors="gray",
                 linestyles=":",
             )
-    top.legend(loc="upper left")
-    bottom.legend(loc="upper left")
-    top.set_title(
-        f"chaos: {result['published']:,} molecules, lost {result['lost']}, "
-        f"duplicates {result['duplicates']:,} (shaded: fault → restored; line: caught up)"
-    )
-    fig.savefig(path, dpi=110)
