@@ -16,25 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (
-    OutputWatcher,
-    consume_command,
-    consumer_process,
-    publish,
-    synthetic_molecules,
-    terminate,
-)
+from bench import runner
+from bench.harness import consumer_process, terminate
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
 from consumer.settings import ConsumerSettings
+from tests.harness import OutputWatcher, consume_command, publish, synthetic_molecules
 
 
 def _polled_s_ago(port: int) -> float | None:
@@ -135,17 +129,14 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     """Run the drought once; print, write JSON and PNG."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = runner.parser(__doc__)
     parser.add_argument("--drought-s", type=float, default=330.0)
     parser.add_argument("--molecules", type=int, default=6000)
     parser.add_argument("--timeout-s", type=float, default=300.0, help="after the drought")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    args.out.mkdir(parents=True, exist_ok=True)
-    with EmbeddedBroker() as broker, LocalCluster() as cluster:
+    with runner.broker_and_cluster() as (broker, cluster):
         result = asyncio.run(_run(args, broker, cluster))
-    (args.out / "drought.json").write_text(json.dumps(result, indent=2))
+    runner.write_json(args.out / "drought.json", result)
     print(f"the consumer's log: {result['log']}")
     _plot(result, args.out / "drought.png")
     print(

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python -m bench.elastic [--nodes 6] [--max-start 8,16] [--draws 1]``.
 Prints a table and writes ``elastic.json`` (``--out``, default bench/results).
 
-The job is the simulation's (:mod:`bench.simulation`, reuse mode) played in real time with
+The job is the simulation's (:mod:`consumer.dev.simulation`, reuse mode) played in real time with
 1 TU = ``--tu-s`` seconds: N inputs, a synthetic model that loads in 1 TU and predicts one
 molecule in 1 TU, N one-CPU Spot nodes provisioned at p_i ~ Uniform(0, S) TU that join after
 the 3 TU set-up (:func:`bench.reuse.draw_schedules`, :func:`bench.reuse.run_pool`). Unlike
@@ -20,30 +20,29 @@ finish (min p_i + set-up + worker creation + one inference).
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
-from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness import machine_info
+from bench import runner
 from bench.reuse.analyse import SETUP_TU
 from bench.reuse.run import draw_schedules, run_pool
-from bench.simulation import parse_max_starts, simulate_run
 from consumer.dev.broker import EmbeddedBroker
-from consumer.logs import configure_logging
+from consumer.dev.simulate_cli import parse_max_starts
+from consumer.dev.simulation import simulate_run
+from consumer.ops.logs import configure_logging
 
 
 def main() -> None:
     """Run each drawn schedule once through the elastic pool; print and write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = runner.parser(__doc__)
     parser.add_argument("--nodes", type=int, default=6, help="N inputs and N Spot nodes")
     parser.add_argument("--max-start", default="8,16", help="S values in TU, comma separated")
     parser.add_argument("--draws", type=int, default=1, help="schedules drawn per S")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tu-s", type=float, default=0.5, help="seconds per time unit")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     configure_logging("console", "warning")
 
@@ -70,10 +69,28 @@ def main() -> None:
                     "run": asdict(run),
                 }
             )
+    Console().print(_table(rows, args))
+    result = {
+        "config": {k: str(v) for k, v in vars(args).items()},
+        "runs": rows,
+    }
+    runner.write_json(args.out / "elastic.json", result)
+    Console().print(f"wrote {args.out / 'elastic.json'}")
+
+
+def _table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table:
+    """Measured against simulated, per drawn schedule."""
     table = Table(
-        "S", "makespan", "sim", "worker-s", "billed", "sim cost", "first", "sim first",
+        "S",
+        "makespan",
+        "sim",
+        "worker-s",
+        "billed",
+        "sim cost",
+        "first",
+        "sim first",
         title=f"elastic pool, N = {args.nodes}, times in TU (1 TU = {args.tu_s:g} s)",
-    )  # fmt: skip
+    )
     for r in rows:
         table.add_row(
             f"{r['max_start_tu']:g}",
@@ -90,15 +107,7 @@ def main() -> None:
                 )
             ),
         )
-    Console().print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = {
-        "machine": machine_info(),
-        "config": {k: str(v) for k, v in vars(args).items()},
-        "runs": rows,
-    }
-    (args.out / "elastic.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    Console().print(f"wrote {args.out / 'elastic.json'}")
+    return table
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ One window at rate R for S seconds:
   achieved (input timestamps, first to last);
 - the floor: the batch wait plus the inference of the batch formed, i.e. the mean batch size
   at that load x the model's raw time per molecule;
-- the machine's load (:class:`~bench.harness.LoadMonitor`, every second): this process (the
+- the machine's load (:class:`~bench.monitor.LoadMonitor`, every second): this process (the
   consumer), the producer, the broker, the Ray processes and everything else.
 """
 
@@ -35,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import Timing, nci_repeated, process_monitor, read_raw, wait_until
+from bench.harness import Timing, nci_repeated
+from bench.monitor import process_monitor
 from schemas import PREDICTION_CODEC
+from tests.harness import read_raw, wait_until
 
 PERCENTILES = [*range(101), 99.9]
 """Stored per window: enough to draw the CDF again."""

@@ -14,7 +14,7 @@ model at 0 ms and two workers, its other settings at their defaults (``--max-in-
 - the progress: the group's committed offsets on the broker, summed over the partitions,
   against the records published (the ``molstream_offsets_committed_total`` metric does not
   count a partition's first commit, so it cannot tell the progress);
-- the machine's load (:class:`~bench.harness.LoadMonitor`).
+- the machine's load (:class:`~bench.monitor.LoadMonitor`).
 
 It stops when every record is committed, then sends SIGTERM. Reported: the peak RSS, the RSS
 at 10/50/90% progress and the ratio 90%/10% (targets: peak <= 300 MB, 10% -> 90% within 15%).
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 import tempfile
 import time
@@ -36,21 +34,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness import (
-    committed,
-    consume_command,
-    consumer_process,
-    create_topics,
-    each_synthetic_molecule,
-    machine_info,
-    process_monitor,
-    publish_raw,
-    terminate,
-)
+from bench import runner
+from bench.harness import consumer_process, create_topics, terminate
+from bench.monitor import process_monitor
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from schemas import MOLECULE_CODEC
 from schemas.kafka import ProducerSettings
+from tests.harness import committed, consume_command, each_synthetic_molecule, publish_raw
 
 TOPIC, GROUP = "molecules", "memory"
 PROGRESS_MARKS = (0.1, 0.5, 0.9)
@@ -144,8 +135,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for mark, rss in result["rss_mb_at_progress"].items():
         s = next(s for s in samples if s["progress"] >= float(mark[:-1]) / 100)
         ax.plot([s["t_s"]], [rss], "o", color="C0")
-        ax.annotate(f"{mark}: {rss:.0f} MB", (s["t_s"], rss), xytext=(0, -14),
-                    textcoords="offset points", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"{mark}: {rss:.0f} MB",
+            (s["t_s"], rss),
+            xytext=(0, -14),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax.set_ylim(0, max(PEAK_TARGET_MB, result["peak_rss_mb"]) * 1.15)
     ax.set_xlabel("seconds since the consumer started")
     ax.set_ylabel("RSS of the consumer process (MB)")
@@ -167,28 +163,22 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     """Publish the backlog, run the consumer through it; print, write JSON and PNG."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = runner.parser(__doc__)
     parser.add_argument("--molecules", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-in-flight", type=int, default=2048)
     parser.add_argument("--interval-s", type=float, default=2.0)
     parser.add_argument("--timeout-s", type=float, default=1800.0)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     workdir = Path(tempfile.mkdtemp(prefix="molstream-memory-"))
-    with EmbeddedBroker() as broker, LocalCluster() as cluster:
-        for _ in range(2):
-            cluster.add_spot_node()
+    with runner.broker_and_cluster(spot_nodes=2) as (broker, cluster):
         run = asyncio.run(_run(args, broker, cluster, workdir))
     result = {
-        "machine": machine_info(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         **analyse(run),
         **run,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "memory.json").write_text(json.dumps(result, indent=2) + "\n")
+    runner.write_json(args.out / "memory.json", result)
     plot(result, args.out / "memory.png")
     table = Table("measurement", "value", title=f"memory, {result['molecules']:,} molecules")
     table.add_row("peak RSS of the consumer process", f"{result['peak_rss_mb']:.0f} MB")

@@ -10,15 +10,13 @@ the pairwise ratios: the machine's speed drifts between minutes.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 
+from bench import runner
 from bench.harness import nci_repeated
-from bench.throughput import ZERO_COST, Env, end_to_end, kafka_alone
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
+from bench.kafka_alone import kafka_alone
+from bench.throughput import ZERO_COST, Env, end_to_end
 
 
 async def _measure(env: Env, molecules: int) -> dict[str, float]:
@@ -47,13 +45,10 @@ async def _measure(env: Env, molecules: int) -> dict[str, float]:
 
 def main() -> None:
     """One measurement, one JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = runner.parser(__doc__, out=False)
     parser.add_argument("--molecules", type=int, default=100_000)
     args = parser.parse_args()
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    with EmbeddedBroker() as broker, LocalCluster() as cluster:
-        for _ in range(2):
-            cluster.add_spot_node()
+    with runner.broker_and_cluster(spot_nodes=2) as (broker, cluster):
         print(json.dumps(asyncio.run(_measure(Env(broker, cluster), args.molecules))))
 
 

@@ -15,7 +15,7 @@ import typer
 from typer._click import Command, Context  # typer 0.29 vendors click: these are its types
 from typer.core import TyperCommand, TyperGroup
 
-from consumer.logs import configure_logging
+from consumer.ops.logs import configure_logging
 from consumer.settings import ConsumerSettings
 from schemas.cli_options import TYPER_OPTIONS, build_settings, with_settings_options
 
@@ -117,7 +117,7 @@ def consume(*, given: dict[str, Any]) -> None:
     import asyncio
 
     from consumer.errors import MolstreamError
-    from consumer.metrics import PrometheusHooks
+    from consumer.ops.metrics import PrometheusHooks
     from consumer.runner import run_until_signal
     from schemas.errors import RegistryError
     from schemas.kafka_refusals import refusal_message

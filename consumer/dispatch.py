@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -22,19 +21,19 @@ from aiokafka import TopicPartition
 from consumer import traced
 from consumer.errors import BatchFailedError, ModelOutputError, WorkerLostError
 from consumer.hooks import Hooks
-from consumer.items import Computed, Item, offset_ranges
-from consumer.jobs import Job, Jobs
-from consumer.ledger import Ledger
-from consumer.output import DeadLetter
-from consumer.pool import ReplicaPool
+from consumer.pool.batch_work import fail
+from consumer.pool.replica_pool import ReplicaPool
 from consumer.reasons import DeadLetterStage
 from consumer.retry_plan import Step, Tries, parts, plan
-from consumer.sink import Sink
-from consumer.throughput import Throughput
-from consumer.work import OutputSpec, WorkRequest, fail
+from consumer.sink.publish import Sink
+from consumer.state.items import Computed, DeadLetter, Item, offset_ranges, work_request
+from consumer.state.jobs import Job, Jobs
+from consumer.state.ledger import Ledger
+from consumer.state.throughput import Throughput
+from consumer.state.work_messages import OutputSpec
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 log = structlog.get_logger(__name__)
 
@@ -68,17 +67,21 @@ class Dispatcher:
         clock: Callable[[], float],
         tracer: Tracer | None = None,
     ) -> None:
-        self._pool = pool
-        self._output_spec = output_spec
         self._sink = sink
         self._ledger = ledger
-        self._throughput = throughput
-        self._hooks = hooks
-        self._limits = limits
         self._clock = clock
         self._tracer = tracer
         self._jobs = Jobs(on_done=ledger.progress.set)
-        self._batch_ids = itertools.count(1)
+        self._settler = Settler(
+            pool=pool,
+            sink=sink,
+            throughput=throughput,
+            hooks=hooks,
+            limits=limits,
+            output_spec=output_spec,
+            clock=clock,
+            tracer=tracer,
+        )
 
     def dispatch(self, batch: list[Item] | None) -> None:
         """Start a batch (nothing for None or empty)."""
@@ -86,7 +89,7 @@ class Dispatcher:
             return
         self._ledger.to_work(Counter(item.tp for item in batch))
         job = Job(batch)
-        self._jobs.start(job, traced.batch(self._tracer, job.headers(), self._batch_routine(job)))
+        self._jobs.start(job, traced.batch(self._tracer, job.headers(), self._settler.run(job)))
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Send a dead letter in the background (its record at work until acknowledged)."""
@@ -139,7 +142,35 @@ class Dispatcher:
                 await self._jobs.cancel_all()
         return withdrawn
 
-    async def _batch_routine(self, job: Job) -> None:
+
+class Settler:
+    """Takes one batch to its end: tries it on a replica as the retry plan says, splits or
+    fails it, and publishes what it became."""
+
+    def __init__(
+        self,
+        *,
+        pool: ReplicaPool,
+        sink: Sink,
+        throughput: Throughput,
+        hooks: Hooks,
+        limits: DispatchLimits,
+        output_spec: Callable[[], Awaitable[OutputSpec]],
+        clock: Callable[[], float],
+        tracer: Tracer | None,
+    ) -> None:
+        self._pool = pool
+        self._output_spec = output_spec
+        self._sink = sink
+        self._throughput = throughput
+        self._hooks = hooks
+        self._limits = limits
+        self._clock = clock
+        self._tracer = tracer
+        self._batch_ids = itertools.count(1)
+
+    async def run(self, job: Job) -> None:
+        """Settle ``job``'s batch: computed and published, or its records dead-lettered."""
         items = job.items
         # Task-local context: every log line about this batch carries its id and offsets.
         structlog.contextvars.bind_contextvars(
@@ -210,6 +241,7 @@ class Dispatcher:
         for item in items:
             item.attempts += 1
         started = self._clock()
+        where = {"worker": replica.name, "node": replica.node_id, "size": len(items)}
         job.computing += 1
         lost = False
         try:
@@ -217,17 +249,15 @@ class Dispatcher:
                 self._tracer,
                 self._pool,
                 replica,
-                request(items, spec),
+                work_request(items, spec),
                 self._limits.batch_timeout_s,
             )
         except WorkerLostError as exc:
             lost, exc.shared = True, replica.busy > 1
-            log.warning("batch lost with its worker", worker=replica.name,
-                        node=replica.node_id, size=len(items), reason=exc.reason)  # fmt: skip
+            log.warning("batch lost with its worker", reason=exc.reason, **where)
             raise
         except BatchFailedError as exc:
-            log.warning("batch failed", worker=replica.name, node=replica.node_id,
-                        size=len(items), error=str(exc))  # fmt: skip
+            log.warning("batch failed", error=str(exc), **where)
             raise
         finally:
             job.computing -= 1
@@ -245,21 +275,5 @@ class Dispatcher:
         if isinstance(error, ModelOutputError):
             text = str(error)
         keys = [i.key for i in items]
-        work = request(items, await self._output_spec())
+        work = work_request(items, await self._output_spec())
         return Computed(items, fail(work, keys, text, model=self._limits.model), error)
-
-
-def request(items: list[Item], spec: OutputSpec) -> WorkRequest:
-    """What a worker receives for ``items``: their raw values and provenance."""
-    now = time.time()
-    return WorkRequest(
-        values=[i.value for i in items],
-        headers=[i.headers for i in items],
-        writers=[i.writer for i in items],
-        topics=[i.tp.topic for i in items],
-        partitions=[i.tp.partition for i in items],
-        offsets=[i.offset for i in items],
-        ages_s=[now - i.fetched_at for i in items],
-        attempts=max(i.attempts for i in items),
-        spec=spec,
-    )

@@ -1,6 +1,6 @@
 """Hooks: what the core tells the outside world (metrics, tests), kept out of the core logic.
 
-The processor and pool call these at each event; :mod:`consumer.metrics` implements them for
+The processor and pool call these at each event; :mod:`consumer.ops.metrics` implements them for
 Prometheus, the way dramatiq's Prometheus middleware sits beside its worker.
 """
 

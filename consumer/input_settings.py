@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumer.screen import RecordLimits
-
 KIB = 1024
 MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLimits:
+    """The bounds of one record (see the ``--max-record-bytes`` family of settings)."""
+
+    max_record_bytes: int
+    max_key_bytes: int
+    max_header_count: int
+    max_header_bytes: int
 
 
 class InputBounds(BaseSettings):

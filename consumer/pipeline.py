@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
-from consumer.batching import Batcher
-from consumer.commits import Committer, LagReader
+from consumer import traced
 from consumer.dispatch import Dispatcher, DispatchLimits
 from consumer.hooks import Hooks
-from consumer.intake import Intake
-from consumer.ledger import Ledger
-from consumer.output import Output
-from consumer.pool import ReplicaPool
-from consumer.rebalance import RebalanceListener
+from consumer.intake.batching import Batcher
+from consumer.intake.commits import Committer, LagReader
+from consumer.intake.fetch_loop import Intake
+from consumer.intake.rebalance import RebalanceListener
+from consumer.ops_settings import tracing_env
+from consumer.pool.replica_pool import ReplicaPool, pool_for
 from consumer.settings import ConsumerSettings
-from consumer.sink import Sink
-from consumer.throughput import Throughput
+from consumer.sink.output import Output
+from consumer.sink.publish import Sink
+from consumer.state.ledger import Ledger
+from consumer.state.throughput import Throughput
 from schemas.registry import SchemaRegistry
 from schemas.wire import WriterSchemas
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,48 @@ class Wiring:
     hooks: Hooks
     clock: Callable[[], float]
     tracer: Tracer | None = None
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: ConsumerSettings,
+        *,
+        consumer: Callable[[], AIOKafkaConsumer],
+        hooks: Hooks,
+        clock: Callable[[], float],
+    ) -> Wiring:
+        """The collaborators ``molstream consume`` builds from its settings."""
+        window = settings.max_in_flight, settings.max_in_flight_bytes
+        ledger = Ledger(*window, on_in_flight=hooks.in_flight)
+        registry = None
+        if settings.schema_registry_url is not None:
+            registry = SchemaRegistry(settings, on_error=hooks.registry_error)
+        return cls(
+            settings=settings,
+            consumer=consumer,
+            ledger=ledger,
+            pool=pool_for(
+                settings,
+                on_failure=hooks.worker_failure,
+                on_ready=lambda info: hooks.worker_ready(info.model, info.model_version),
+            ),
+            output=Output(
+                settings,
+                output_topic=settings.output_topic,
+                dlq_topic=settings.dlq_topic,
+                on_error=hooks.broker_error,
+                registry=registry if settings.writes_registry_framing else None,
+            ),
+            registry=registry,
+            throughput=Throughput(
+                completed=lambda: ledger.completed,
+                clock=clock,
+                slots=settings.worker_concurrency,
+            ),
+            hooks=hooks,
+            clock=clock,
+            tracer=traced.tracer_for(tracing_env(settings, os.environ)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

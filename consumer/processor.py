@@ -4,40 +4,35 @@ Offsets are committed only after the outputs of their records are acknowledged, 
 replica, node or consumer loses nothing (at-least-once). Memory stays flat at any lag: at most
 ``max_in_flight`` molecules are fetched and not yet done; at the bound, fetching pauses.
 
-Each step is its own object, in the order the data flows: :class:`~consumer.intake.Intake`,
-:class:`~consumer.dispatch.Dispatcher` (over the :class:`~consumer.pool.ReplicaPool`),
-:class:`~consumer.sink.Sink`, :class:`~consumer.commits.Committer`; the
-:class:`~consumer.ledger.Ledger` is their shared book. This class only wires and runs them.
+Each step is its own object, in the order the data flows:
+:class:`~consumer.intake.fetch_loop.Intake`,
+:class:`~consumer.dispatch.Dispatcher` (over the :class:`~consumer.pool.replica_pool.ReplicaPool`),
+:class:`~consumer.sink.publish.Sink`, :class:`~consumer.intake.commits.Committer`; the
+:class:`~consumer.state.ledger.Ledger` is their shared book. This class only wires and runs them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiokafka import TopicPartition
 
-from consumer import ray_runtime, traced
-from consumer.autoscaler import Autoscaler
-from consumer.connect import group_consumer, until_connected
-from consumer.health import Health
 from consumer.hooks import Hooks
-from consumer.jobs import log_crash
-from consumer.ledger import Ledger
+from consumer.intake.group_client import group_consumer, until_connected
 from consumer.lifecycle import Lifecycle
 from consumer.models import resolve_model_class
-from consumer.ops_settings import tracing_env
-from consumer.output import Output
+from consumer.ops.health import Health
 from consumer.pipeline import Pipeline, Wiring
-from consumer.pool import pool_for
-from consumer.ray_health import RayWatchdog
-from consumer.replica import ReplicaState
+from consumer.pool import ray_runtime
+from consumer.pool.ray_watchdog import RayWatchdog
+from consumer.pool.replica import ReplicaState
+from consumer.scaling.autoscaler import Autoscaler
 from consumer.settings import ConsumerSettings
-from consumer.throughput import Throughput
-from schemas.registry import SchemaRegistry, subject_of
+from consumer.state.jobs import log_crash
+from schemas.registry import subject_of
 
 log = structlog.get_logger(__name__)
 
@@ -58,28 +53,18 @@ class StreamProcessor(Lifecycle):
         self._started = False
         self._ray_owned = False
         self._routines: list[asyncio.Task[None]] = []
-        window = settings.max_in_flight, settings.max_in_flight_bytes
-        self.ledger = Ledger(*window, on_in_flight=hooks.in_flight)
-        self.pool = pool_for(
-            settings,
-            on_failure=hooks.worker_failure,
-            on_ready=lambda info: hooks.worker_ready(info.model, info.model_version),
+        wiring = Wiring.for_settings(
+            settings, consumer=lambda: self.consumer, hooks=hooks, clock=clock
         )
-        self.registry = _registry(settings, hooks)
-        self.output = Output(
-            settings,
-            output_topic=settings.output_topic,
-            dlq_topic=settings.dlq_topic,
-            on_error=hooks.broker_error,
-            registry=self.registry if settings.writes_registry_framing else None,
-        )
-        self.throughput = Throughput(
-            completed=lambda: self.ledger.completed, clock=clock, slots=settings.worker_concurrency
-        )
+        self.ledger = wiring.ledger
+        self.pool = wiring.pool
+        self.registry = wiring.registry
+        self.output = wiring.output
+        self.throughput = wiring.throughput
+        self.tracer = wiring.tracer
         self.ray_watchdog = RayWatchdog(settings.ray_timeout_s, on_error=hooks.ray_head_error)
         self.consumer = group_consumer(settings)
-        self.tracer = traced.tracer_for(tracing_env(settings, os.environ))
-        self.pipeline = Pipeline.build(_wiring(self))
+        self.pipeline = Pipeline.build(wiring)
         self.autoscaler = Autoscaler.for_settings(
             settings,
             pool=self.pool,
@@ -240,25 +225,3 @@ class StreamProcessor(Lifecycle):
     def revokes(self) -> int:
         """Rebalances that took partitions from this consumer."""
         return self.pipeline.listener.revokes
-
-
-def _registry(settings: ConsumerSettings, hooks: Hooks) -> SchemaRegistry | None:
-    if settings.schema_registry_url is None:
-        return None
-    return SchemaRegistry(settings, on_error=hooks.registry_error)
-
-
-def _wiring(processor: StreamProcessor) -> Wiring:
-    p = processor
-    return Wiring(
-        settings=p.settings,
-        consumer=lambda: p.consumer,
-        ledger=p.ledger,
-        pool=p.pool,
-        output=p.output,
-        registry=p.registry,
-        throughput=p.throughput,
-        hooks=p.hooks,
-        clock=p._clock,
-        tracer=p.tracer,
-    )

@@ -11,13 +11,13 @@ import sys
 import structlog
 from prometheus_client import CollectorRegistry
 
-from consumer import ray_runtime
 from consumer.errors import RayLostError
 from consumer.hooks import Hooks
 from consumer.models import resolve_model_class
+from consumer.ops.status_server import StatusServer
+from consumer.pool import ray_runtime
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
-from consumer.status_server import StatusServer
 
 log = structlog.get_logger(__name__)
 

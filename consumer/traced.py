@@ -1,4 +1,4 @@
-"""The data path's steps, traced when tracing is on (:mod:`consumer.tracing`).
+"""The data path's steps, traced when tracing is on (:mod:`consumer.ops.tracing`).
 
 No OpenTelemetry module is imported here: with no tracer every helper hands the step on
 untouched, so a consumer that does not trace pays one ``is None`` test per step.
@@ -10,12 +10,12 @@ import dataclasses
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from consumer.work import WorkRequest, WorkResult
+from consumer.state.work_messages import WorkRequest, WorkResult
 
 if TYPE_CHECKING:
-    from consumer.pool import ReplicaPool
-    from consumer.replica import Replica
-    from consumer.tracing import Headers, Tracer
+    from consumer.ops.tracing import Headers, Tracer
+    from consumer.pool.replica import Replica
+    from consumer.pool.replica_pool import ReplicaPool
 
 T = TypeVar("T")
 
@@ -25,7 +25,7 @@ def tracer_for(env: dict[str, str] | None) -> Tracer | None:
     (and nothing of OpenTelemetry imported)."""
     if env is None:
         return None
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
     return Tracer("molstream")
 

@@ -18,7 +18,7 @@ from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.record.util import calc_crc32c
 from hypothesis import strategies as st
 
-from consumer.record_batch import HEADER
+from consumer.intake.record_batch import HEADER
 
 
 @dataclass(frozen=True)

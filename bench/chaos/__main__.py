@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
+from bench import runner
 from bench.chaos.render import console, plot, print_report
 from bench.chaos.run import DEFAULT_AT, SCHEDULE, bench
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.chaos",
-        description="One long run through `molstream consume` with consumer kills, node "
+    parser = runner.parser(
+        "One long run through `molstream consume` with consumer kills, node "
         "losses and a broker freeze injected mid-stream; counts lost, duplicated and failed "
         "molecules and the catch-up time after each fault.",
+        prog="python -m bench.chaos",
     )
     parser.add_argument("--molecules", type=int, default=50_000, help="molecules (>= 50,000)")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--nodes", type=int, default=2, choices=(2, 3), help="Spot nodes")
     parser.add_argument("--per-molecule-ms", type=float, default=1.0)
     parser.add_argument("--max-in-flight", type=int, default=1000)
@@ -60,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     wall_s = time.monotonic() - started
     result["wall_s"] = round(wall_s, 1)
     print_report(result, wall_s)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "chaos.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path = runner.write_json(args.out / "chaos.json", result)
     console.print(f"wrote {path}; consumer log {result['consumer_log']}")
     if not args.no_plot:
         try:

@@ -7,15 +7,13 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bench.harness import (
-    machine_info,
-)
+from bench.runner import machine_info
 from schemas import Molecule, Prediction
 
 if TYPE_CHECKING:
-    from bench.chaos.run import Chaos
+    import argparse
 
 
 SAMPLE_S = 0.2
@@ -182,8 +180,69 @@ def log_summary(path: Path) -> dict[str, int]:
     return dict(counts.most_common(25))
 
 
+class ChaosRun(Protocol):
+    """What the analysis reads of a run (:class:`bench.chaos.run.Chaos`)."""
+
+    @property
+    def args(self) -> argparse.Namespace: ...
+    @property
+    def argv(self) -> list[str]: ...
+    @property
+    def samples(self) -> list[Sample]: ...
+    @property
+    def faults(self) -> list[Fault]: ...
+    @property
+    def duplicate_detail(self) -> dict[str, Any]: ...
+    @property
+    def partitions(self) -> dict[str, dict[str, Any]]: ...
+    @property
+    def anomalies(self) -> list[dict[str, Any]]: ...
+    @property
+    def pids(self) -> list[int]: ...
+    @property
+    def started_at(self) -> str: ...
+    @property
+    def publish_s(self) -> float: ...
+    @property
+    def log_path(self) -> Path: ...
+
+
+def attribute_duplicates(chaos: ChaosRun) -> None:
+    """Per fault, the duplicates seen until the next one and those whose first copy came
+    after it; the ones after the last fault in ``duplicate_detail``."""
+    end_dup = chaos.samples[-1].total - chaos.samples[-1].distinct if chaos.samples else 0
+    firsts = chaos.duplicate_detail.get("_first_copy_t", [])
+    previous = float("-inf")
+    for i, fault in enumerate(chaos.faults):
+        nxt = chaos.faults[i + 1] if i + 1 < len(chaos.faults) else None
+        until = (nxt.total_at - nxt.distinct_at) if nxt else end_dup
+        fault.duplicates_seen_until_next = until - (fault.total_at - fault.distinct_at)
+        fault.duplicates_caused = sum(1 for t in firsts if previous < t <= fault.t_s)
+        previous = fault.t_s
+    chaos.duplicate_detail["first_copy_after_last_fault"] = sum(1 for t in firsts if t > previous)
+    chaos.duplicate_detail.pop("_first_copy_t", None)
+
+
+def config(chaos: ChaosRun) -> dict[str, Any]:
+    """The settings of the run, as the result records them."""
+    args = chaos.args
+    return {
+        "molecules": args.molecules,
+        "nodes": args.nodes,
+        "per_molecule_ms": args.per_molecule_ms,
+        "max_in_flight": args.max_in_flight,
+        "batch_size": args.batch_size,
+        "commit_interval_s": args.commit_interval_s,
+        "shutdown_timeout_s": args.shutdown_timeout_s,
+        "freeze_s": args.freeze_s,
+        "node_replace_delay_s": args.node_replace_delay_s,
+        "fault_thresholds_pct": list(args.at),
+        "consumer_argv": chaos.argv[1:],
+    }
+
+
 def summarise(
-    chaos: Chaos,
+    chaos: ChaosRun,
     molecules: list[Molecule],
     counts: Counter[str],
     failed: int,
@@ -198,17 +257,7 @@ def summarise(
     lost = len(published - set(counts))
     histogram = Counter(n for n in counts.values() if n > 1)
     duplicates = sum(n - 1 for n in counts.values())
-    end_dup = chaos.samples[-1].total - chaos.samples[-1].distinct if chaos.samples else 0
-    firsts = chaos.duplicate_detail.get("_first_copy_t", [])
-    previous = float("-inf")
-    for i, fault in enumerate(chaos.faults):
-        nxt = chaos.faults[i + 1] if i + 1 < len(chaos.faults) else None
-        until = (nxt.total_at - nxt.distinct_at) if nxt else end_dup
-        fault.duplicates_seen_until_next = until - (fault.total_at - fault.distinct_at)
-        fault.duplicates_caused = sum(1 for t in firsts if previous < t <= fault.t_s)
-        previous = fault.t_s
-    chaos.duplicate_detail["first_copy_after_last_fault"] = sum(1 for t in firsts if t > previous)
-    chaos.duplicate_detail.pop("_first_copy_t", None)
+    attribute_duplicates(chaos)
     pre_rates = [f.pre_rate_per_s for f in chaos.faults if f.pre_rate_per_s]
     stream_s = done_at
     checks = {
@@ -220,19 +269,7 @@ def summarise(
     return {
         "started_at": chaos.started_at,
         "machine": machine_info(),
-        "config": {
-            "molecules": chaos.args.molecules,
-            "nodes": chaos.args.nodes,
-            "per_molecule_ms": chaos.args.per_molecule_ms,
-            "max_in_flight": chaos.args.max_in_flight,
-            "batch_size": chaos.args.batch_size,
-            "commit_interval_s": chaos.args.commit_interval_s,
-            "shutdown_timeout_s": chaos.args.shutdown_timeout_s,
-            "freeze_s": chaos.args.freeze_s,
-            "node_replace_delay_s": chaos.args.node_replace_delay_s,
-            "fault_thresholds_pct": list(chaos.args.at),
-            "consumer_argv": chaos.argv[1:],
-        },
+        "config": config(chaos),
         "published": len(published),
         "distinct_predicted": len(counts),
         "predictions_total": sum(counts.values()),

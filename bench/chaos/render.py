@@ -15,6 +15,18 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def print_report(result: dict[str, Any], wall_s: float) -> None:
+    """The counts, the faults, then what failed or looked odd."""
+    console.print(_counts_table(result, wall_s))
+    console.print(_faults_table(result["faults"]))
+    failed = [k for k, ok in result["checks"].items() if not ok]
+    if failed:
+        console.print(f"[bold red]checks failed: {', '.join(failed)}")
+    if result["anomalies"]:
+        console.print(f"[yellow]anomalies: {result['anomalies']}")
+
+
+def _counts_table(result: dict[str, Any], wall_s: float) -> Table:
+    """What came out of the run: counts, rates, the final shutdown."""
     table = Table("measure", "value", title="chaos: one run, faults injected mid-stream")
     table.add_row("molecules published", f"{result['published']:,}")
     table.add_row("distinct ids predicted", f"{result['distinct_predicted']:,}")
@@ -35,7 +47,11 @@ def print_report(result: dict[str, Any], wall_s: float) -> None:
         f"code {sd['exit_code']} in {sd['took_s']} s (timeout {sd['shutdown_timeout_s']:g} s)",
     )
     table.add_row("wall time (s)", f"{wall_s:.1f}")
-    console.print(table)
+    return table
+
+
+def _faults_table(faults_run: list[dict[str, Any]]) -> Table:
+    """One row per fault: when, and how the stream caught up."""
     faults = Table(
         "#",
         "kind",
@@ -49,7 +65,7 @@ def print_report(result: dict[str, Any], wall_s: float) -> None:
         "dups seen until next",
         title="faults",
     )
-    for i, f in enumerate(result["faults"], 1):
+    for i, f in enumerate(faults_run, 1):
         cu = "-" if f["catch_up_s"] is None else f"{f['catch_up_s']:.2f}"
         if f["stream_ended_first"]:
             cu += " (end)"
@@ -65,12 +81,7 @@ def print_report(result: dict[str, Any], wall_s: float) -> None:
             str(f["duplicates_caused"]),
             str(f["duplicates_seen_until_next"]),
         )
-    console.print(faults)
-    failed = [k for k, ok in result["checks"].items() if not ok]
-    if failed:
-        console.print(f"[bold red]checks failed: {', '.join(failed)}")
-    if result["anomalies"]:
-        console.print(f"[yellow]anomalies: {result['anomalies']}")
+    return faults
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -104,8 +115,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
     bottom.plot(rt, rates, linewidth=0.8, label="new ids/s (1 s window)")
     bottom.set_ylabel("molecules/s")
     bottom.set_xlabel("seconds since the first consumer start")
+    _draw_faults(result["faults"], top, bottom)
+    top.legend(loc="upper left")
+    bottom.legend(loc="upper left")
+    top.set_title(
+        f"chaos: {result['published']:,} molecules, lost {result['lost']}, "
+        f"duplicates {result['duplicates']:,} (shaded: fault → restored; line: caught up)"
+    )
+    fig.savefig(path, dpi=110)
+
+
+def _draw_faults(faults: list[dict[str, Any]], top: Any, bottom: Any) -> None:
+    """Each fault shaded until restored, its catch-up marked, its pre-fault rate's bar."""
     colors = {"consumer_kill": "tab:red", "node_loss": "tab:orange", "broker_freeze": "tab:purple"}
-    for f in result["faults"]:
+    for f in faults:
         end = f["restored_t_s"] or f["t_s"]
         for ax in (top, bottom):
             ax.axvspan(f["t_s"], max(end, f["t_s"] + 0.3), color=colors[f["kind"]], alpha=0.25)
@@ -120,10 +143,3 @@ def plot(result: dict[str, Any], path: Path) -> None:
                 colors="gray",
                 linestyles=":",
             )
-    top.legend(loc="upper left")
-    bottom.legend(loc="upper left")
-    top.set_title(
-        f"chaos: {result['published']:,} molecules, lost {result['lost']}, "
-        f"duplicates {result['duplicates']:,} (shaded: fault → restored; line: caught up)"
-    )
-    fig.savefig(path, dpi=110)

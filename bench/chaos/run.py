@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import runner
 from bench.chaos.analyse import (
     CATCH_WINDOW_S,
     PRE_WINDOW_S,
@@ -26,18 +26,13 @@ from bench.chaos.analyse import (
     rate,
     summarise,
 )
+from bench.chaos.consumer_process import ConsumerProcess
 from bench.chaos.render import console
-from bench.harness import (
-    OutputWatcher,
-    consume_command,
-    publish,
-    read_raw,
-    synthetic_molecules,
-)
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
 from schemas import Molecule, Status
+from tests.harness import OutputWatcher, consume_command, publish, read_raw, synthetic_molecules
 
 SETTLE_S = 3.0
 
@@ -101,8 +96,6 @@ class Chaos:
         self.watch: Watch | None = None
         self.faults: list[Fault] = []
         self.anomalies: list[dict[str, Any]] = []
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.pids: list[int] = []
         self.t0 = 0.0
         self.wall_t0 = 0.0
         self.duplicate_detail: dict[str, Any] = {}
@@ -110,8 +103,7 @@ class Chaos:
         self.frozen = False
         self.started_at = ""
         self.publish_s = 0.0
-        self.log_path = Path(args.log_dir) / "consumer.log"
-        self.argv = consume_command(
+        argv = consume_command(
             broker.bootstrap_servers,
             cluster.address,
             *("--model", "synthetic"),
@@ -122,6 +114,9 @@ class Chaos:
             *("--shutdown-timeout-s", str(args.shutdown_timeout_s)),
             *("--group-id", "chaos"),
         )
+        log_path = Path(args.log_dir) / "consumer.log"
+        self.consumer = ConsumerProcess(argv, log_path, args.shutdown_timeout_s)
+        self.argv, self.log_path, self.pids = argv, log_path, self.consumer.pids
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -134,21 +129,6 @@ class Chaos:
     def distinct(self) -> int:
         samples = self.samples
         return samples[-1].distinct if samples else 0
-
-    # -- consumer process ------------------------------------------------------------------
-
-    def start_consumer(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
-        self.pids.append(self.proc.pid)
-
-    @staticmethod
-    def reap(proc: subprocess.Popen[bytes], timeout_s: float) -> int | None:
-        """Wait (bounded) for ``proc`` to exit; None if it did not."""
-        try:
-            return proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -170,14 +150,9 @@ class Chaos:
         return fault
 
     def consumer_kill(self, fault: Fault) -> None:
-        assert self.proc is not None
-        proc = self.proc
-        proc.send_signal(signal.SIGKILL)
-        code = self.reap(proc, 10)
-        fault.detail.update(pid=proc.pid, exit_code=code)
-        self.start_consumer()
-        assert self.proc is not None
-        fault.detail["new_pid"] = self.proc.pid
+        fault.detail.update(self.consumer.kill9())
+        self.consumer.start()
+        fault.detail["new_pid"] = self.consumer.pid
 
     def node_loss(self, fault: Fault) -> None:
         node = self.cluster.spot_nodes[0]
@@ -243,21 +218,20 @@ class Chaos:
         watch.start()
         assert watch.out is not None
         out = watch.out
-        self.start_consumer()
+        self.consumer.start()
         done_at: float | None = None
         try:
             while self.now() < self.args.timeout_s:
                 time.sleep(SAMPLE_S)
                 if not watch.alive:
                     raise RuntimeError(f"output watcher stopped: {watch.error!r}")
-                assert self.proc is not None
-                code = self.proc.poll()
+                code = self.consumer.poll()
                 if code is not None:
                     self.anomalies.append(
                         {"t_s": round(self.now(), 2), "event": "consumer exited", "code": code}
                     )
                     console.log(f"[red]consumer exited by itself ({code}); restarting")
-                    self.start_consumer()
+                    self.consumer.start()
                 for fault in self.faults:
                     self.update_catch_up(fault)
                 if self.distinct >= self.goal:
@@ -279,11 +253,11 @@ class Chaos:
             for fault in self.faults:
                 self.update_catch_up(fault)
             console.log("SIGTERM to the consumer")
-            shutdown = self.stop_consumer()
+            shutdown = self.consumer.stop()
             time.sleep(2)  # anything produced during shutdown
         finally:
             watch.stop()
-            self.kill_consumer()
+            self.consumer.kill()
         counts = Counter(out.ids)
         self.duplicate_detail = duplicate_runs(out.predictions, self.wall_t0)
         self.partitions = partition_progress(out.predictions, self.wall_t0)
@@ -294,34 +268,12 @@ class Chaos:
             self, molecules, counts, failed, invalid, len(letters), done_at, shutdown, schedule
         )
 
-    def stop_consumer(self) -> dict[str, Any]:
-        """SIGTERM, then wait up to the shutdown timeout + 15 s; report code and time."""
-        assert self.proc is not None
-        proc = self.proc
-        proc.send_signal(signal.SIGTERM)
-        asked = time.monotonic()
-        code = self.reap(proc, self.args.shutdown_timeout_s + 15)
-        took = time.monotonic() - asked
-        return {
-            "pid": proc.pid,
-            "exit_code": code,
-            "took_s": round(took, 2),
-            "shutdown_timeout_s": self.args.shutdown_timeout_s,
-            "ok": code == 0 and took <= self.args.shutdown_timeout_s,
-        }
-
-    def kill_consumer(self) -> None:
-        """Kill our consumer by pid if it is still running."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     mols = synthetic_molecules(args.molecules, prefix="c")
     broker_log = Path(args.log_dir) / "broker.log"
     head_args = {"dashboard_agent_listen_port": free_port()}
-    with EmbeddedBroker(log_file=broker_log) as broker, LocalCluster(head_args=head_args) as cl:
+    with runner.broker_and_cluster(broker_log=broker_log, head_args=head_args) as (broker, cl):
         chaos = Chaos(args, broker, cl)
         frozen_guard = broker.pid
         try:
@@ -338,4 +290,4 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if chaos.frozen and frozen_guard is not None:
                 os.kill(frozen_guard, signal.SIGCONT)
-            chaos.kill_consumer()
+            chaos.consumer.kill()

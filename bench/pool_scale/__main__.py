@@ -4,24 +4,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from bench.harness import machine_info
+from bench import runner
+from bench.pool_scale.points import DEFAULT_POINTS, Options, parse_points
 from bench.pool_scale.render import console, plot, print_table
-from bench.pool_scale.run import DEFAULT_POINTS, Options, measure, parse_points
-from consumer.logs import configure_logging
+from bench.pool_scale.run import measure
+from consumer.ops.logs import configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.pool_scale",
-        description="A fixed pool of many workers (1 slot each, or K with "
+    parser = runner.parser(
+        "A fixed pool of many workers (1 slot each, or K with "
         "--worker-concurrency K) on one Ray node with the synthetic model: molecules/s against "
         "the ideal rate, the consumer's CPU per batch, start-up and idle costs.",
+        prog="python -m bench.pool_scale",
     )
     parser.add_argument(
         "--points",
@@ -44,7 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "a small machine delays every one)",
     )
     parser.add_argument("--ready-timeout-s", type=float, default=300.0)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -71,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     points = []
     for point in args.point_list:
         t = time.monotonic()
-        console.log(f"point {point.name}: {point.workers} workers × {point.slots} slots, "
-                    f"{point.per_molecule_ms:g} ms/molecule")  # fmt: skip
+        console.log(
+            f"point {point.name}: {point.workers} workers × {point.slots} slots, "
+            f"{point.per_molecule_ms:g} ms/molecule"
+        )
         result = measure(point, opts)
         result["point_wall_s"] = time.monotonic() - t
         points.append(result)
@@ -80,11 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     wall_s = time.monotonic() - started
     title = f"pool scale, batch {args.batch_size}, steady {args.steady_s:g} s, {wall_s:.0f} s"
     print_table(points, title)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "pool_scale.json"
     config = {k: v for k, v in vars(args).items() if k != "point_list"}
-    result = {"machine": machine_info(), "config": config, "wall_s": wall_s, "points": points}
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    result = {"config": config, "wall_s": wall_s, "points": points}
+    path = runner.write_json(args.out / "pool_scale.json", result)
     console.print(f"wrote {path}")
     if not args.no_plot:
         plot(points, args.out / "pool_scale.png", title)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.pool_scale.run import TARGETS
+from bench.pool_scale.points import TARGETS
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -21,48 +21,41 @@ def _f(value: object, fmt: str) -> str:
 def print_table(points: list[dict[str, Any]], title: str) -> None:
     """Two tables, one row per point: rates, then costs."""
     rates = Table(
-        "point", "W×K", "ms/mol", "ready s first/median/all", "ideal/s", "mol/s", "ratio",
-        "target", "round trip ms / model", "occupancy", "in flight", "awaiting ack", "bound",
+        "point",
+        "W×K",
+        "ms/mol",
+        "ready s first/median/all",
+        "ideal/s",
+        "mol/s",
+        "ratio",
+        "target",
+        "round trip ms / model",
+        "occupancy",
+        "in flight",
+        "awaiting ack",
+        "bound",
         title=f"{title}: rates",
-    )  # fmt: skip
+    )
     costs = Table(
-        "point", "consumer ms/batch (marginal)", "consumer cores", "consumer RSS MB",
-        "idle actors cores (ms/s each)", "actors cores", "actor RSS/PSS MB", "Ray+broker cores",
-        "machine cores", "others", title=f"{title}: costs",
-    )  # fmt: skip
+        "point",
+        "consumer ms/batch (marginal)",
+        "consumer cores",
+        "consumer RSS MB",
+        "idle actors cores (ms/s each)",
+        "actors cores",
+        "actor RSS/PSS MB",
+        "Ray+broker cores",
+        "machine cores",
+        "others",
+        title=f"{title}: costs",
+    )
     for p in points:
         head = [p["point"], f"{p['workers']}×{p['slots']}", f"{p['per_molecule_ms']:g}"]
         if "error" in p:
             rates.add_row(*head, f"[red]{p['error']}")
             continue
-        target = p["target_ratio"]
-        verdict = "" if p["meets_target"] is None else (" ok" if p["meets_target"] else " MISS")
-        ready = "/".join(_f(p[k], ".1f") for k in ("first_ready_s", "median_ready_s", "ready_s"))
-        rates.add_row(
-            *head,
-            ready,
-            f"{p['ideal_molecules_per_s']:,.0f}",
-            f"{p['molecules_per_s']:,.0f}",
-            f"{p['ratio_to_ideal']:.3f}" + ("" if p["backlog_held"] else " (short)"),
-            ("–" if target is None else f"≥ {target:g}") + verdict,
-            f"{p['round_trip_ms_mean']:.1f} / {p['model_ms_per_batch']:g}",
-            f"{p['slot_occupancy']:.3f}",
-            f"{p['in_flight_mean']:,.0f} / {p['max_in_flight']:,}",
-            f"{p['awaiting_ack_mean']:,.0f}",
-            p["bound"],
-        )
-        costs.add_row(
-            p["point"],
-            f"{p['consumer_cpu_ms_per_batch']:.2f} ({p['consumer_marginal_ms_per_batch']:.2f})",
-            f"{p['consumer_cores']:.2f}",
-            f"{p['consumer_rss_mb_peak']:.0f}",
-            f"{p['idle_actors_cores']:.2f} ({p['idle_ms_per_s_per_actor']:.1f})",
-            f"{p['actors_cores']:.2f}",
-            f"{p['actor_rss_mb_mean']:.0f} / {p['actor_pss_mb_mean']:.0f}",
-            f"{p['rest_cores']:.2f}",
-            f"{p['machine_cores']:.2f}",
-            f"{p['other_cores']:.2f}",
-        )
+        rates.add_row(*head, *_rates(p))
+        costs.add_row(p["point"], *_costs(p))
     console.print(rates)
     console.print(costs)
     console.print(
@@ -72,6 +65,40 @@ def print_table(points: list[dict[str, Any]], title: str) -> None:
         "cores: CPU s per s; marginal: beyond the consumer's idle CPU; "
         "others: machine busy beyond this process tree (other work)"
     )
+
+
+def _rates(p: dict[str, Any]) -> list[str]:
+    """A measured point's cells of the rates table, after its name, size and cost."""
+    target = p["target_ratio"]
+    verdict = "" if p["meets_target"] is None else (" ok" if p["meets_target"] else " MISS")
+    ready = "/".join(_f(p[k], ".1f") for k in ("first_ready_s", "median_ready_s", "ready_s"))
+    return [
+        ready,
+        f"{p['ideal_molecules_per_s']:,.0f}",
+        f"{p['molecules_per_s']:,.0f}",
+        f"{p['ratio_to_ideal']:.3f}" + ("" if p["backlog_held"] else " (short)"),
+        ("–" if target is None else f"≥ {target:g}") + verdict,
+        f"{p['round_trip_ms_mean']:.1f} / {p['model_ms_per_batch']:g}",
+        f"{p['slot_occupancy']:.3f}",
+        f"{p['in_flight_mean']:,.0f} / {p['max_in_flight']:,}",
+        f"{p['awaiting_ack_mean']:,.0f}",
+        p["bound"],
+    ]
+
+
+def _costs(p: dict[str, Any]) -> list[str]:
+    """A measured point's cells of the costs table, after its name."""
+    return [
+        f"{p['consumer_cpu_ms_per_batch']:.2f} ({p['consumer_marginal_ms_per_batch']:.2f})",
+        f"{p['consumer_cores']:.2f}",
+        f"{p['consumer_rss_mb_peak']:.0f}",
+        f"{p['idle_actors_cores']:.2f} ({p['idle_ms_per_s_per_actor']:.1f})",
+        f"{p['actors_cores']:.2f}",
+        f"{p['actor_rss_mb_mean']:.0f} / {p['actor_pss_mb_mean']:.0f}",
+        f"{p['rest_cores']:.2f}",
+        f"{p['machine_cores']:.2f}",
+        f"{p['other_cores']:.2f}",
+    ]
 
 
 def plot(points: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -98,8 +125,13 @@ def plot(points: list[dict[str, Any]], path: Path, title: str) -> None:
     top.set_title(title, fontsize=10)
     total = [p["consumer_cpu_ms_per_batch"] for p in done]
     bars = bottom.bar(x, total, color="lightgrey", label="all of the consumer's CPU")
-    bottom.bar(x, [p["consumer_marginal_ms_per_batch"] for p in done], width=0.5,
-               color="tab:grey", label="beyond its idle CPU")  # fmt: skip
+    bottom.bar(
+        x,
+        [p["consumer_marginal_ms_per_batch"] for p in done],
+        width=0.5,
+        color="tab:grey",
+        label="beyond its idle CPU",
+    )
     bottom.bar_label(bars, labels=[f"{p['consumer_cores']:.2f} core" for p in done], fontsize=8)
     bottom.set_ylabel("consumer CPU ms per batch")
     bottom.legend(loc="upper right", fontsize=8)

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python -m bench.reuse [--inputs 6] [--max-start 0,4,8] [--draws 2]``.
 Prints a table and writes ``reuse.json`` and ``reuse.png`` (``--out``, default bench/results).
 
-The job is the simulation's (:mod:`bench.simulation`) played in real time with one time unit
+The job is the simulation's (:mod:`consumer.dev.simulation`) played in real time with one time unit
 (TU) = ``--tu-s`` seconds (0.5): a synthetic model that loads in 1 TU and predicts one molecule
 in 1 TU, N inputs, N one-CPU Spot nodes requested at t = 0. Node i is provisioned at
 p_i ~ Uniform(0, S) TU and needs the 3 TU set-up after it, so it joins at p_i + 3 TU.
@@ -36,7 +36,7 @@ What is measured (wall clock, seconds from t = 0, converted to TU for the table)
   when its task function starts (Approach 1, model load included) or when its batch is sent to
   a worker (molstream). ``cost from add`` bills from the node's arrival (p_i + 3 TU) instead.
 
-Beside each measurement is :func:`bench.simulation.simulate_run` for the same provisioning
+Beside each measurement is :func:`consumer.dev.simulation.simulate_run` for the same provisioning
 times: improvement = (approach 1 - molstream) / approach 1, for time and for cost. ``sim+start``
 runs the simulation once more with the set-up lengthened by the worker start-up measured in
 that run (median time from a node's arrival to Approach 1's first task starting there: the Ray

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.simulation import simulate_run
+from consumer.dev.simulation import simulate_run
 
 SETUP_TU = 3.0
 

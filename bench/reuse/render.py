@@ -61,44 +61,53 @@ def table(comparisons: Sequence[Comparison], tu_s: float) -> Table:
     ):
         table.add_column(header, justify="right")
     for c in comparisons:
-        sim = c.simulated()
-        start = c.simulated(c.worker_start_tu())
-        table.add_row(
-            f"{c.schedule.max_start_tu:g}",
-            " ".join(f"{p:.1f}" for p in sorted(c.schedule.provision_tu)),
-            f"{c.approach1.time_tu:.1f}",
-            f"{c.molstream.time_tu:.1f}",
-            f"{100 * c.improvement('time_s'):.0f}%",
-            f"{100 * sim['time_improvement']:.0f}%",
-            f"{100 * start['time_improvement']:.0f}%",
-            f"{c.approach1.cost_tu:.1f}",
-            f"{c.molstream.cost_tu:.1f}",
-            f"{100 * c.improvement('cost_tu'):.0f}%",
-            f"{100 * sim['cost_improvement']:.0f}%",
-            f"{100 * start['cost_improvement']:.0f}%",
-            f"{100 * c.improvement('cost_from_add_tu'):.0f}%",
-            f"{''.join(map(str, c.approach1.inputs_per_node))} | "
-            f"{''.join(map(str, c.molstream.inputs_per_node))}",
-        )
+        table.add_row(*_measured(c))
     summary = summarize(comparisons)
     if len(summary) < len(comparisons):
         table.add_section()
         for row in summary:
-            table.add_row(
-                f"{row['max_start_tu']:g}",
-                f"mean of {row['draws']:g}",
-                "",
-                "",
-                f"{100 * row['time_improvement']:.0f}%",
-                f"{100 * row['time_improvement_simulated']:.0f}%",
-                f"{100 * row['time_improvement_simulated_with_worker_start']:.0f}%",
-                "",
-                "",
-                f"{100 * row['cost_improvement']:.0f}%",
-                f"{100 * row['cost_improvement_simulated']:.0f}%",
-                f"{100 * row['cost_improvement_simulated_with_worker_start']:.0f}%",
-                f"{100 * row['cost_from_add_improvement']:.0f}%",
-                "",
-                style="bold",
-            )
+            table.add_row(*_mean(row), style="bold")
     return table
+
+
+def _measured(c: Comparison) -> list[str]:
+    """One draw's row: both approaches measured, and the simulation's improvements."""
+    sim = c.simulated()
+    start = c.simulated(c.worker_start_tu())
+    return [
+        f"{c.schedule.max_start_tu:g}",
+        " ".join(f"{p:.1f}" for p in sorted(c.schedule.provision_tu)),
+        f"{c.approach1.time_tu:.1f}",
+        f"{c.molstream.time_tu:.1f}",
+        f"{100 * c.improvement('time_s'):.0f}%",
+        f"{100 * sim['time_improvement']:.0f}%",
+        f"{100 * start['time_improvement']:.0f}%",
+        f"{c.approach1.cost_tu:.1f}",
+        f"{c.molstream.cost_tu:.1f}",
+        f"{100 * c.improvement('cost_tu'):.0f}%",
+        f"{100 * sim['cost_improvement']:.0f}%",
+        f"{100 * start['cost_improvement']:.0f}%",
+        f"{100 * c.improvement('cost_from_add_tu'):.0f}%",
+        f"{''.join(map(str, c.approach1.inputs_per_node))} | "
+        f"{''.join(map(str, c.molstream.inputs_per_node))}",
+    ]
+
+
+def _mean(row: dict[str, float]) -> list[str]:
+    """The mean improvements of one max start's draws."""
+    return [
+        f"{row['max_start_tu']:g}",
+        f"mean of {row['draws']:g}",
+        "",
+        "",
+        f"{100 * row['time_improvement']:.0f}%",
+        f"{100 * row['time_improvement_simulated']:.0f}%",
+        f"{100 * row['time_improvement_simulated_with_worker_start']:.0f}%",
+        "",
+        "",
+        f"{100 * row['cost_improvement']:.0f}%",
+        f"{100 * row['cost_improvement_simulated']:.0f}%",
+        f"{100 * row['cost_improvement_simulated_with_worker_start']:.0f}%",
+        f"{100 * row['cost_from_add_improvement']:.0f}%",
+        "",
+    ]

@@ -9,17 +9,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench.harness import connected_cluster, create_topics, joined
+from bench.harness import create_topics, joined
 from bench.reuse.analyse import Measured, Schedule, Work, measure
 from consumer.dev.raycluster import SPOT_RESOURCE
 from consumer.hooks import Hooks
 from consumer.models import load_model
-from consumer.pool import ReplicaPool
+from consumer.pool.replica_pool import ReplicaPool
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from schemas import Molecule, Status
 from schemas.kafka import ProducerSettings
+from tests.harness import connected_cluster
 
 SMILES = "CC(=O)Oc1ccccc1C(=O)O"
 

@@ -9,45 +9,30 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from rich.console import Console
 
-from bench.harness import create_topics, machine_info
+from bench import runner
+from bench.harness import create_topics
+from bench.vs_raydata.raydata import choose_reader, run_raydata
 from bench.vs_raydata.render import table
 from bench.vs_raydata.run import (
     INPUT_TOPIC,
     PARTITIONS,
-    choose_reader,
     molecules,
     publish,
     run_molstream,
-    run_raydata,
     watch,
 )
 from consumer.dev.broker import EmbeddedBroker
-from consumer.logs import configure_logging
+from consumer.ops.logs import configure_logging
 
 JSON_NAME = "vs_raydata.json"
 
 
 def main() -> None:
     """Publish once, run both systems, print the table, write JSON."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.vs_raydata",
-        description="Ray Data against molstream: one bounded job.",
-    )
-    parser.add_argument("--molecules", type=int, default=10_000)
-    parser.add_argument(
-        "--workers", type=int, default=2, help="one-CPU Spot nodes, one worker each"
-    )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--reader", choices=("auto", "read_kafka", "consumer"), default="auto")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--watch", help=argparse.SUPPRESS)
-    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
-    parser.add_argument("--idle-s", type=float, default=20.0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = _arguments()
     if args.watch:
         result = asyncio.run(watch(args.bootstrap, args.watch, args.molecules, args.idle_s))
         print(json.dumps(result), flush=True)
@@ -81,7 +66,6 @@ def main() -> None:
     elapsed = time.monotonic() - started
     Console(width=max(console.width, 180)).print(table(outcomes))
     result = {
-        "machine": machine_info(),
         "config": {
             "molecules": len(mols),
             "workers": args.workers,
@@ -93,9 +77,25 @@ def main() -> None:
         "elapsed_s": elapsed,
         "outcomes": [asdict(o) for o in outcomes],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / JSON_NAME).write_text(json.dumps(result, indent=2) + "\n")
+    runner.write_json(args.out / JSON_NAME, result)
     console.print(f"wrote {args.out / JSON_NAME} in {elapsed:.0f} s")
+
+
+def _arguments() -> argparse.Namespace:
+    """The job's size and the reader; the hidden options run this module as the watcher."""
+    parser = runner.parser(
+        "Ray Data against molstream: one bounded job.", prog="python -m bench.vs_raydata"
+    )
+    parser.add_argument("--molecules", type=int, default=10_000)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="one-CPU Spot nodes, one worker each"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--reader", choices=("auto", "read_kafka", "consumer"), default="auto")
+    parser.add_argument("--watch", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--idle-s", type=float, default=20.0, help=argparse.SUPPRESS)
+    return parser.parse_args()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from bench.vs_raydata.run import MemorySampler, Watcher
+
+class Memory(Protocol):
+    """What the analysis reads of the memory sampler
+    (:class:`bench.vs_raydata.run.MemorySampler`)."""
+
+    @property
+    def peaks(self) -> dict[str, float]: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def breakdown(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass
@@ -31,12 +40,12 @@ def measured(
     system: str,
     count: int,
     t0: float,
-    watcher: Watcher,
-    sampler: MemorySampler,
+    seen: dict[str, Any],
+    sampler: Memory,
     detail: dict[str, Any],
 ) -> Outcome:
-    """An outcome from the watcher's timestamps and the sampler's peaks."""
-    seen = watcher.result()
+    """An outcome from the watcher's timestamps (``first``, ``last``, ``count``) and the
+    sampler's peaks."""
     first = seen["first"] - t0 if seen["first"] else float("nan")
     total = seen["last"] - t0 if seen["last"] else float("nan")
     return Outcome(

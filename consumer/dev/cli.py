@@ -50,7 +50,7 @@ def demo(
     apart, the 4,999 NCI molecules that ship with RDKit (first_5K.smi); prints a summary and
     exits."""
     from consumer.dev.demo import run_demo
-    from consumer.logs import configure_logging
+    from consumer.ops.logs import configure_logging
 
     configure_logging("console", "warning")
     summary = asyncio.run(

@@ -12,13 +12,13 @@ import psutil
 import pytest
 import ray
 
-from bench.harness import OutputWatcher, publish, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import Molecule
+from tests.harness import OutputWatcher, publish, wait_until
 
 pytestmark = pytest.mark.integration
 

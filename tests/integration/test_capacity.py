@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import ray
 
-from bench.harness import wait_until
-from consumer import ray_runtime
-from consumer.capacity import ACTOR_NAME, NAMESPACE, CapacityClient, new_consumer_id
 from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
+from consumer.pool import ray_runtime
+from consumer.scaling.capacity import ACTOR_NAME, NAMESPACE, CapacityClient, new_consumer_id
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.integration
 

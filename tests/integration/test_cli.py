@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from rdkit import Chem
 
-from bench.harness import publish_raw, read_raw
 from consumer.dev.broker import EmbeddedBroker
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Prediction, Status
+from tests.harness import publish_raw, read_raw
 
 pytestmark = pytest.mark.integration
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness import OutputWatcher, consumer_settings, publish, synthetic_molecules, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.processor import StreamProcessor
 from schemas import Status
+from tests.harness import OutputWatcher, consumer_settings, publish, synthetic_molecules, wait_until
 
 pytestmark = pytest.mark.integration
 

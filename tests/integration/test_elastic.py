@@ -8,20 +8,14 @@ from collections import Counter
 
 import pytest
 
-from bench.harness import (
-    OutputWatcher,
-    consumer_settings,
-    publish,
-    synthetic_molecules,
-    wait_until,
-)
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
+from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
-from consumer.replica import ReplicaState
 from consumer.settings import ConsumerSettings
 from schemas import Status
+from tests.harness import OutputWatcher, consumer_settings, publish, synthetic_molecules, wait_until
 
 pytestmark = pytest.mark.integration
 

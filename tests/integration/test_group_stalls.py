@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.processor import StreamProcessor
+from consumer.runner import RAY_LOST_EXIT_CODE
+from consumer.settings import ConsumerSettings
+from tests.harness import (
     Counting,
     OutputWatcher,
     committed,
@@ -24,11 +29,6 @@ from bench.harness import (
     synthetic_molecules,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
-from consumer.processor import StreamProcessor
-from consumer.runner import RAY_LOST_EXIT_CODE
-from consumer.settings import ConsumerSettings
 from tests.integration.test_nothing_lost import consumer_process
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,13 @@ import structlog
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from prometheus_client import CollectorRegistry
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.ops.metrics import PrometheusHooks
+from consumer.processor import StreamProcessor
+from schemas.errors import RegistryAuthError
+from schemas.framing import registry_framed
+from tests.harness import (
     OutputWatcher,
     consume_command,
     publish_raw,
@@ -24,12 +30,6 @@ from bench.harness import (
     synthetic_molecules,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
-from consumer.metrics import PrometheusHooks
-from consumer.processor import StreamProcessor
-from schemas.errors import RegistryAuthError
-from schemas.framing import registry_framed
 from tests.integration.registry_helpers import Raw, molecule_serializer, serialize
 from tests.integration.schema_registry import SchemaRegistryServer
 from tests.integration.test_registry import _Events, settings_for

@@ -18,11 +18,11 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
-from bench.harness import consume_command
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from schemas.kafka import KafkaSettings
 from schemas.kafka_refusals import KafkaAuthError, probe_login, raise_if_refused
+from tests.harness import consume_command
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.harness import consume_command, publish, synthetic_molecules, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
+from tests.harness import consume_command, publish, synthetic_molecules, wait_until
 from tests.integration.test_nothing_lost import consumer_process
 
 pytestmark = pytest.mark.integration

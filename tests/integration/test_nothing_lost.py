@@ -13,9 +13,17 @@ from contextlib import contextmanager
 
 import pytest
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.hooks import Hooks
+from consumer.pool.replica import ReplicaState
+from consumer.processor import StreamProcessor
+from consumer.settings import ConsumerSettings
+from schemas import MOLECULE_CODEC, Molecule, Status
+from tests.harness import (
     Counting,
     OutputWatcher,
+    committed,
     consume_command,
     consumer_settings,
     publish,
@@ -24,13 +32,6 @@ from bench.harness import (
     synthetic_molecules,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
-from consumer.hooks import Hooks
-from consumer.processor import StreamProcessor
-from consumer.replica import ReplicaState
-from consumer.settings import ConsumerSettings
-from schemas import MOLECULE_CODEC, Molecule, Status
 from tests.plugins import HANG_MARKER, KILL_MARKER, RAISE_MARKER
 
 pytestmark = pytest.mark.integration
@@ -285,7 +286,7 @@ async def test_sigterm_then_restart_has_no_duplicates(
     for _ in range(2):
         ray_cluster.add_spot_node()
     inputs = synthetic_molecules(6000)
-    await publish(broker.bootstrap_servers, "molecules", inputs)
+    ends = await publish(broker.bootstrap_servers, "molecules", inputs)
     shutdown_timeout_s = 10
     argv = consume_command(
         broker.bootstrap_servers,
@@ -306,7 +307,10 @@ async def test_sigterm_then_restart_has_no_duplicates(
         assert took < shutdown_timeout_s + 15
         with consumer_process(argv, log) as proc:
             await wait_until(lambda: len(out.ids) >= len(inputs), 300, "every molecule")
-            await asyncio.sleep(2)  # let any duplicate arrive before counting
+            # Every offset committed: no batch is left that could arrive twice.
+            async with asyncio.timeout(60):
+                while await committed(broker.bootstrap_servers, "term-test", ends) != ends:
+                    await asyncio.sleep(0.2)
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(proc.wait, 60) == 0
     assert set(out.ids) == {m.id for m in inputs}, "0 lost"

@@ -26,23 +26,13 @@ from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.harness import (
-    OutputWatcher,
-    consume_command,
-    consumer_settings,
-    publish,
-    publish_raw,
-    read_raw,
-    synthetic_molecules,
-    wait_until,
-)
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
-from consumer.metrics import PrometheusHooks
+from consumer.ops.metrics import PrometheusHooks
+from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
-from consumer.replica import ReplicaState
 from consumer.settings import ConsumerSettings
 from producer.publisher import Publisher
 from producer.results import read_predictions
@@ -56,6 +46,16 @@ from tests.deploy_exprs import (
     dashboard_panels,
     load_dashboard,
     substitute,
+)
+from tests.harness import (
+    OutputWatcher,
+    consume_command,
+    consumer_settings,
+    publish,
+    publish_raw,
+    read_raw,
+    synthetic_molecules,
+    wait_until,
 )
 from tests.integration.prometheus_server import JOB, PROMTOOL, PrometheusServer, tool
 from tests.integration.tls_proxy import TlsTerminator
@@ -615,7 +615,7 @@ def test_every_stderr_line_of_the_consumer_is_json(consumer_run: ConsumerRun) ->
 
 def test_stdlib_log_records_become_json_lines_too() -> None:
     probe = (
-        "import logging; from consumer.logs import configure_logging; "
+        "import logging; from consumer.ops.logs import configure_logging; "
         "configure_logging('json'); logging.getLogger('aiokafka').warning('probe %d', 1)"
     )
     done = subprocess.run(

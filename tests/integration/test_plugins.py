@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.processor import StreamProcessor
+from schemas import Status
+from tests.harness import (
     OutputWatcher,
     consumer_settings,
     publish,
@@ -13,10 +17,6 @@ from bench.harness import (
     synthetic_molecules,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
-from consumer.processor import StreamProcessor
-from schemas import Status
 
 pytestmark = pytest.mark.integration
 

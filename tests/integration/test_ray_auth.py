@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import Counting, consumer_settings, nci, publish, read_all, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
+from consumer.pool.ray_runtime import AUTH_MODE_VAR, AUTH_TOKEN_PATH_VAR, AUTH_TOKEN_VAR
 from consumer.processor import StreamProcessor
-from consumer.ray_runtime import AUTH_MODE_VAR, AUTH_TOKEN_PATH_VAR, AUTH_TOKEN_VAR
 from schemas import Status
+from tests.harness import Counting, consumer_settings, nci, publish, read_all, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.localserver import HOST, free_port
+from consumer.dev.raycluster import LocalCluster
+from consumer.errors import RayLostError
+from consumer.pool.ray_watchdog import HeadErrorKind, RayWatchdog
+from tests.harness import (
     OutputWatcher,
     connected_cluster,
     consume_command,
@@ -21,11 +26,6 @@ from bench.harness import (
     synthetic_molecules,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.localserver import HOST, free_port
-from consumer.dev.raycluster import LocalCluster
-from consumer.errors import RayLostError
-from consumer.ray_health import HeadErrorKind, RayWatchdog
 from tests.integration.test_nothing_lost import consumer_process
 
 pytestmark = pytest.mark.integration

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness import Counting, committed, publish_raw, read_all, read_raw, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, Molecule, Status
+from tests.harness import Counting, committed, publish_raw, read_all, read_raw, wait_until
 
 pytestmark = pytest.mark.integration
 

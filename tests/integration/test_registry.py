@@ -21,7 +21,15 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, header_schema_
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from prometheus_client import CollectorRegistry
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.ops.metrics import PrometheusHooks
+from consumer.processor import StreamProcessor
+from consumer.settings import ConsumerSettings
+from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule
+from schemas.codec import schema_text
+from schemas.framing import VALUE_SCHEMA_ID_HEADER
+from tests.harness import (
     OutputWatcher,
     committed,
     consumer_settings,
@@ -30,14 +38,6 @@ from bench.harness import (
     synthetic_molecules,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
-from consumer.metrics import PrometheusHooks
-from consumer.processor import StreamProcessor
-from consumer.settings import ConsumerSettings
-from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule
-from schemas.codec import schema_text
-from schemas.framing import VALUE_SCHEMA_ID_HEADER
 from tests.integration.registry_helpers import (
     Raw,
     molecule_serializer,
@@ -321,6 +321,7 @@ async def test_registry_outages_lose_nothing(
                 (m.id.encode(), serialize(v1, "molecules", m, []), []) for m in later
             ]
             registry.stop()
+            refused_before = registry_errors()
             cached = synthetic_molecules(50, prefix="c")
             await publish_raw(
                 broker.bootstrap_servers,
@@ -328,7 +329,10 @@ async def test_registry_outages_lose_nothing(
                 new_id + [(m.id.encode(), serialize(v2, "molecules", m, []), []) for m in cached],
             )
             await wait_until(lambda: out.total >= 100, 120, "cached id flows while down")
-            await asyncio.sleep(2)
+            # The new id's schema was asked for and refused: its records wait, not pass.
+            await wait_until(
+                lambda: registry_errors() > refused_before, 60, "the new id's schema asked for"
+            )
             assert not any(m.id in out.ids for m in later), "a new id waits for the registry"
             registry.start()
             await wait_until(lambda: out.total >= 150, 120, "the waiting records, once back")

@@ -6,13 +6,13 @@ from collections import Counter
 
 import pytest
 
-from bench.harness import Counting, committed, nci, publish, read_all, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.models.reference import OUTPUTS
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import Molecule, Status
+from tests.harness import Counting, committed, nci, publish, read_all, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.harness import OutputWatcher, consumer_settings, publish, synthetic_molecules, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.hooks import Hooks
+from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
 from consumer.reasons import LossReason
-from consumer.replica import ReplicaState
 from schemas import Molecule, Status
+from tests.harness import OutputWatcher, consumer_settings, publish, synthetic_molecules, wait_until
 from tests.integration.registry_helpers import (
     Raw,
     molecule_serializer,

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness import Counting, publish_raw, read_raw, wait_until
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import SPOT_RESOURCE, LocalCluster
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import MOLECULE_CODEC, Molecule
+from tests.harness import Counting, publish_raw, read_raw, wait_until
 from tests.integration.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,12 @@ from collections import Counter
 import pytest
 from aiokafka import TopicPartition
 
-from bench.harness import (
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import LocalCluster
+from consumer.processor import StreamProcessor
+from schemas import MOLECULE_CODEC
+from schemas.wire import Encoder
+from tests.harness import (
     Counting,
     committed,
     consumer_settings,
@@ -17,11 +22,6 @@ from bench.harness import (
     read_raw,
     wait_until,
 )
-from consumer.dev.broker import EmbeddedBroker
-from consumer.dev.raycluster import LocalCluster
-from consumer.processor import StreamProcessor
-from schemas import MOLECULE_CODEC
-from schemas.wire import Encoder
 from tests.record_batches import Rec, encode_batch, produce_batch
 
 pytestmark = pytest.mark.integration

@@ -20,24 +20,24 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from consumer.dispatch import Dispatcher
 from consumer.errors import WorkerLostError
 from consumer.hooks import Hooks
-from consumer.intake import Intake
-from consumer.ledger import Ledger
-from consumer.output import DeadLetter
+from consumer.input_settings import RecordLimits
+from consumer.intake.fetch_loop import Intake
 from consumer.pipeline import Pipeline, Wiring
-from consumer.policy import Occupancy
+from consumer.pool.model_actor import ModelWorker
+from consumer.pool.occupancy import Occupancy
+from consumer.pool.replica import Replica, ReplicaState
+from consumer.pool.slots import Slots
 from consumer.reasons import DeadLetterStage
-from consumer.replica import Replica, ReplicaState
-from consumer.screen import RecordLimits
 from consumer.settings import ConsumerSettings
-from consumer.slots import Slots
-from consumer.throughput import Throughput
-from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, pack, unpack
-from consumer.worker import ModelWorker
+from consumer.state.items import DeadLetter
+from consumer.state.ledger import Ledger
+from consumer.state.throughput import Throughput
+from consumer.state.work_messages import OutputSpec, Produced, WorkRequest, WorkResult, pack, unpack
 from schemas import MOLECULE_CODEC, Molecule
 from schemas.framing import SchemaRef
 
 if TYPE_CHECKING:
-    from consumer.tracing import Tracer
+    from consumer.ops.tracing import Tracer
 
 
 @dataclass(frozen=True, slots=True)

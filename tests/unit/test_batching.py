@@ -1,4 +1,4 @@
-"""Unit tests for consumer.batching.Batcher (pure: the test passes the clock)."""
+"""Unit tests for consumer.intake.batching.Batcher (pure: the test passes the clock)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.batching import Batcher
+from consumer.intake.batching import Batcher
 
 
 def test_full_batch_is_returned_by_the_add_that_completes_it() -> None:

@@ -1,5 +1,5 @@
-"""Unit tests for consumer.capacity's pure part: the shares of several consumers, summed, and
-the shares of consumers that stopped refreshing them, dropped (no Ray)."""
+"""Unit tests for consumer.scaling.capacity's pure part: the shares of several consumers,
+summed, and the shares of consumers that stopped refreshing them, dropped (no Ray)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.capacity import (
+from consumer.scaling.capacity import (
     SHARE_TTL_S,
     TTL_TICKS,
     Share,

@@ -59,10 +59,10 @@ def test_consume_help_imports_no_heavy_module() -> None:
 
 
 def test_a_worker_process_imports_no_schema_registry_client() -> None:
-    # Every Ray worker process imports consumer.worker; the registry client (httpx, authlib)
-    # cost 0.4 s of each one's start, and a worker never talks to the registry.
+    # Every Ray worker process imports consumer.pool.model_actor; the registry client (httpx,
+    # authlib) cost 0.4 s of each one's start, and a worker never talks to the registry.
     unwanted = ("schemas.registry", "confluent_kafka.schema_registry", "httpx", "authlib")
-    assert imported_after("import consumer.worker", f"m.startswith({unwanted!r})") == []
+    assert imported_after("import consumer.pool.model_actor", f"m.startswith({unwanted!r})") == []
 
 
 def toml_value(value: object) -> str:
@@ -177,8 +177,13 @@ def test_an_error_to_a_pipe_is_never_wrapped(tmp_path: Path) -> None:
     deep = tmp_path.joinpath(*(["a-rather-long-directory-name"] * 8))
     missing = deep / "nope.smi"
     done = molstream(
-        "-m", "consumer.cli", "produce", str(missing), "--bootstrap-servers", "127.0.0.1:1",
+        "-m",
+        "consumer.cli",
+        "produce",
+        str(missing),
+        "--bootstrap-servers",
+        "127.0.0.1:1",
         env={"COLUMNS": "40"},
-    )  # fmt: skip
+    )
     assert done.returncode == 2
     assert f"error: {missing}: no such file" in done.stderr.splitlines()

@@ -8,8 +8,9 @@ from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
 
-from consumer.output import DeadLetter, Output
 from consumer.reasons import DeadLetterStage
+from consumer.sink.output import Output
+from consumer.state.items import DeadLetter
 from schemas.kafka import ProducerSettings
 
 

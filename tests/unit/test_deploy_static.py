@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from consumer.settings import ConsumerSettings
 from tests.deploy_exprs import (
     ALERTS,
     DASHBOARD,
@@ -639,12 +640,9 @@ def _deployed_consumer_envs() -> dict[str, dict[str, str]]:
     }
 
 
-def _settings_class() -> Any:
-    settings = pytest.importorskip("consumer.settings")
-    return settings.ConsumerSettings
-
-
-def _deployed_settings(env: dict[str, str], tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _deployed_settings(
+    env: dict[str, str], tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> ConsumerSettings:
     """ConsumerSettings from a deployment's variables alone, as the container reads them; the
     files the deployment mounts (the secrets directory, *_FILE paths) get stand-ins in ``tmp``."""
     for name in [n for n in os.environ if n.upper().startswith("MOLSTREAM_")]:
@@ -662,12 +660,12 @@ def _deployed_settings(env: dict[str, str], tmp: Path, monkeypatch: pytest.Monke
             stand_in.write_text(STAND_IN_SECRET, encoding="utf-8")
             value = str(stand_in)
         monkeypatch.setenv(name, value)
-    return _settings_class()(_env_file=None, _secrets_dir=secrets_dir)
+    return ConsumerSettings(_env_file=None, _secrets_dir=secrets_dir)
 
 
 def test_consumer_variables_are_settings_fields() -> None:
     """Each MOLSTREAM_X_Y is a field x_y of ConsumerSettings, i.e. the option --x-y."""
-    fields = set(_settings_class().model_fields)
+    fields = set(ConsumerSettings.model_fields)
     for source, env in _deployed_consumer_envs().items():
         for name in set(env) - SOURCE_VARIABLES:
             assert name.startswith("MOLSTREAM_"), f"{source}: {name}"

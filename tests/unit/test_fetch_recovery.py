@@ -1,4 +1,4 @@
-"""Unit tests for consumer.fetch_recovery over an in-memory fake consumer (no broker)."""
+"""Unit tests for consumer.intake.fetch_recovery over an in-memory fake consumer (no broker)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from consumer.fetch_recovery import FetchRecovery
-from consumer.ledger import Ledger
+from consumer.intake.fetch_recovery import FetchRecovery
+from consumer.state.ledger import Ledger
 from tests.record_batches import Rec, encode_batch
 
 GOOD, BAD = TopicPartition("molecules", 0), TopicPartition("molecules", 1)

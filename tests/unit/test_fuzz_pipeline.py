@@ -15,8 +15,8 @@ from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.ledger import Ledger
-from consumer.screen import RecordLimits
+from consumer.input_settings import RecordLimits
+from consumer.state.ledger import Ledger
 from schemas import MOLECULE_CODEC, Molecule
 from schemas.framing import VALUE_SCHEMA_ID_HEADER, registry_framed, single_object
 from tests.fuzzing import examples

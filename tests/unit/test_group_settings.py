@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from consumer.errors import RayLostError
-from consumer.ray_health import RayWatchdog
+from consumer.pool.ray_watchdog import RayWatchdog
 from consumer.settings import ConsumerSettings
 
 
@@ -109,25 +109,33 @@ async def test_the_ray_watchdog_keeps_watching_while_the_gcs_answers() -> None:
 
     watchdog = RayWatchdog(timeout_s=0.6, probe=live_gcs)
     task = asyncio.create_task(watchdog.watch())
-    await asyncio.sleep(0.8)
+    async with asyncio.timeout(10):  # answers over more than the 0.6 s silence limit
+        while answers < 8:
+            await asyncio.sleep(0.01)
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert answers >= 3 and not watchdog.lost
+    assert not watchdog.lost
 
 
 async def test_one_slow_gcs_answer_is_not_a_loss() -> None:
     answers = iter([RuntimeError("blip"), None, None, None, None, None, None, None, None])
 
+    calls = 0
+
     def flaky_gcs(timeout_s: float) -> None:
+        nonlocal calls
+        calls += 1
         answer = next(answers, None)
         if answer is not None:
             raise answer
 
     watchdog = RayWatchdog(timeout_s=0.6, probe=flaky_gcs)
     task = asyncio.create_task(watchdog.watch())
-    await asyncio.sleep(0.7)
+    async with asyncio.timeout(10):  # the blip, then answers past the 0.6 s silence limit
+        while calls < 8:
+            await asyncio.sleep(0.01)
     assert not task.done() and not watchdog.lost
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

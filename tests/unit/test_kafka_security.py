@@ -22,13 +22,13 @@ from aiokafka.errors import (
 from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 
-from consumer.batching import Batcher
-from consumer.connect import until_connected
 from consumer.hooks import Hooks
-from consumer.intake import Intake
-from consumer.items import Item
-from consumer.ledger import Ledger
-from consumer.screen import RecordLimits
+from consumer.input_settings import RecordLimits
+from consumer.intake.batching import Batcher
+from consumer.intake.fetch_loop import Intake
+from consumer.intake.group_client import until_connected
+from consumer.state.items import Item
+from consumer.state.ledger import Ledger
 from schemas.kafka import KafkaSettings
 from schemas.kafka_refusals import KafkaAuthError, is_refusal, refusal_message
 from schemas.kafka_token import KafkaTokenProvider

@@ -9,9 +9,9 @@ from typing import Any, cast
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumer.commits import LagReader
 from consumer.hooks import Hooks, PartitionLag
-from consumer.ledger import Ledger
+from consumer.intake.commits import LagReader
+from consumer.state.ledger import Ledger
 
 TP = TopicPartition("molecules", 0)
 

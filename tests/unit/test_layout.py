@@ -1,4 +1,5 @@
-"""Dependencies point down: schemas ← consumer, producer ← bench ← tests (read with ``ast``)."""
+"""Dependencies point down: schemas ← consumer, producer ← tests ← bench (which takes only the
+tests' harness), and inside consumer/ from folder to folder (read with ``ast``)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,117 @@ def violations(package: str, forbidden: tuple[str, ...], skip: str | None = None
         ("consumer/dev", ("bench", "tests", "producer"), None),
         ("producer", ("consumer", "bench", "tests"), None),
         ("schemas", ("consumer", "producer", "bench", "tests"), None),
-        ("bench", ("tests",), None),
+        ("tests", ("bench",), None),
     ],
 )
 def test_imports_point_down(package: str, forbidden: tuple[str, ...], skip: str | None) -> None:
     assert violations(package, forbidden, skip) == []
+
+
+def test_the_benchmarks_take_from_the_tests_only_their_harness() -> None:
+    found = violations("bench", ("tests",))
+    assert [v for v in found if not v.endswith(": tests.harness")] == []
+
+
+def test_no_analysis_of_a_benchmark_imports_its_run() -> None:
+    # run → analyse → render: what a run measured is analysed without running anything.
+    found = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((ROOT / "bench").glob("*/analyse.py"))
+        for module in imported_modules(path)
+        if module == f"bench.{path.parent.name}.run"
+    ]
+    assert found == []
+
+
+# consumer/ from the bottom up: a folder or top-level module imports only what is below it.
+CONSUMER_LAYERS = (
+    "reasons",
+    "errors",
+    "models",
+    "lifecycle",
+    "hooks",
+    "ray_settings",
+    "ops_settings",
+    "input_settings",
+    "settings",
+    "state",  # bookkeeping and the worker message contract
+    "ops",  # metrics, logs, tracing, the status endpoint
+    "pool",  # the replicas, the Ray actor and its per-batch work
+    "sink",  # output, outbox
+    "retry_plan",
+    "traced",
+    "dispatch",
+    "intake",  # fetch, screen, batch, rebalance, commits
+    "scaling",
+    "pipeline",
+    "processor",
+    "runner",
+    "cli",
+    "dev",
+)
+MAX_MODULES_PER_FOLDER = 15
+
+
+def unit_of(module: str) -> str | None:
+    """The folder or top-level module of consumer/ that ``module`` belongs to."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "consumer" and len(parts) > 1 else None
+
+
+def consumer_imports(path: Path) -> Iterator[str]:
+    """The modules of consumer/ a file imports, ``from consumer import traced`` included."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module == "consumer":
+            yield from (f"consumer.{alias.name}" for alias in node.names)
+    yield from imported_modules(path)
+
+
+def consumer_units() -> dict[str, list[Path]]:
+    units: dict[str, list[Path]] = {}
+    for path in sorted((ROOT / "consumer").rglob("*.py")):
+        parts = path.relative_to(ROOT / "consumer").with_suffix("").parts
+        if parts != ("__init__",):
+            units.setdefault(parts[0], []).append(path)
+    return units
+
+
+def test_every_part_of_consumer_has_its_layer() -> None:
+    assert sorted(consumer_units()) == sorted(CONSUMER_LAYERS)
+
+
+def test_the_parts_of_consumer_import_only_what_is_below_them() -> None:
+    rank = {unit: i for i, unit in enumerate(CONSUMER_LAYERS)}
+    upward = []
+    for unit, paths in consumer_units().items():
+        for path in paths:
+            for module in consumer_imports(path):
+                target = unit_of(module)
+                if target is not None and target != unit and rank[target] > rank[unit]:
+                    upward.append(f"{path.relative_to(ROOT)}: {module}")
+    assert upward == []
+
+
+def test_no_folder_of_consumer_holds_more_than_15_modules() -> None:
+    folders = [ROOT / "consumer", *(p.parent for p in (ROOT / "consumer").rglob("__init__.py"))]
+    crowded = {
+        str(folder.relative_to(ROOT)): n
+        for folder in folders
+        if (n := len([p for p in folder.glob("*.py") if p.name != "__init__.py"]))
+        > MAX_MODULES_PER_FOLDER
+    }
+    assert crowded == {}
+
+
+def test_the_sub_packages_of_consumer_import_nothing_on_their_own() -> None:
+    # A Ray worker imports consumer.pool.model_actor: its packages must cost nothing.
+    inits = (ROOT / "consumer").glob("*/__init__.py")
+    loaded = [
+        str(p.relative_to(ROOT))
+        for p in inits
+        if p.parent.name not in ("models", "dev") and p.read_text(encoding="utf-8").strip()
+    ]
+    assert loaded == []
 
 
 def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:

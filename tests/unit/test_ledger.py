@@ -6,8 +6,8 @@ from aiokafka import TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.ledger import Ledger
-from consumer.offsets import PartitionState
+from consumer.state.ledger import Ledger
+from consumer.state.offsets import PartitionState
 
 TP = TopicPartition("molecules", 0)
 

@@ -1,4 +1,4 @@
-"""Unit tests for consumer.metrics.PrometheusHooks (no broker, no Ray, no HTTP)."""
+"""Unit tests for consumer.ops.metrics.PrometheusHooks (no broker, no Ray, no HTTP)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.hooks import PartitionLag
-from consumer.metrics import PrometheusHooks
+from consumer.ops.metrics import PrometheusHooks
 
 
 def _samples(hooks: PrometheusHooks) -> dict[str, list[tuple[dict[str, str], float]]]:

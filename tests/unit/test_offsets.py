@@ -1,4 +1,4 @@
-"""Unit tests for consumer.offsets.OffsetTracker (pure: no broker)."""
+"""Unit tests for consumer.state.offsets.OffsetTracker (pure: no broker)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.offsets import OffsetTracker, PartitionState
+from consumer.state.offsets import OffsetTracker, PartitionState
 
 # -- strategies ------------------------------------------------------------------------------
 

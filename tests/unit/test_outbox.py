@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from consumer.errors import PublishRejectedError
-from consumer.outbox import Outbox
-from consumer.work import Produced
+from consumer.sink.outbox import Outbox
+from consumer.state.work_messages import Produced
 
 
 def _records(name: str, n: int) -> list[Produced]:
@@ -65,9 +65,10 @@ async def test_a_send_that_fails_otherwise_fails_every_caller_and_stop_is_safe_t
 
     outbox = Outbox(send)
     results = await asyncio.gather(
-        outbox.put({0: _records("a", 1)}), outbox.put({0: _records("b", 1)}),
+        outbox.put({0: _records("a", 1)}),
+        outbox.put({0: _records("b", 1)}),
         return_exceptions=True,
-    )  # fmt: skip
+    )
     assert all(isinstance(r, RuntimeError) for r in results)
     await outbox.stop()
     await outbox.stop()

@@ -1,4 +1,4 @@
-"""Unit tests for consumer.policy: the scaling decision, driven by a fake clock.
+"""Unit tests for consumer.scaling.policy: the scaling decision, driven by a fake clock.
 
 The clock is a plain float advanced by the test; every tick feeds one ScalingContext to
 ``decide`` and keeps the returned state, as the autoscaler loop does.
@@ -16,11 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.policy import (
+from consumer.pool.occupancy import Occupancy
+from consumer.scaling.policy import (
     MIN_RATE_PER_S,
     TREND_TIME_CONSTANT_S,
-    Ewma,
-    Occupancy,
     PolicyConfig,
     PolicyState,
     ScalingContext,
@@ -28,6 +27,7 @@ from consumer.policy import (
     wanted,
     work_cap,
 )
+from consumer.state.ewma import Ewma
 
 UP_S = 5.0
 IDLE = Occupancy()

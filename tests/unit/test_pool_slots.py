@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from consumer.policy import Occupancy
-from consumer.pool import ReplicaPool
+from consumer.pool.model_actor import WorkerInfo
+from consumer.pool.occupancy import Occupancy
+from consumer.pool.replica import ActorOptions, ActorSpec, Replica, ReplicaState
+from consumer.pool.replica_pool import ReplicaPool
 from consumer.reasons import LossReason
-from consumer.replica import ActorOptions, ActorSpec, Replica, ReplicaState
-from consumer.worker import WorkerInfo
 
 
 class _Remote:
@@ -36,7 +36,7 @@ def fake_actors(monkeypatch: pytest.MonkeyPatch) -> None:
         return Replica(name=name, handle=_Handle(name), created_at=now, slots=self.concurrency)
 
     monkeypatch.setattr(ActorSpec, "spawn", spawn)
-    monkeypatch.setattr("consumer.pool.kill", lambda replica: None)
+    monkeypatch.setattr("consumer.pool.replica_pool.kill", lambda replica: None)
 
 
 def _pool(target: int, concurrency: int) -> ReplicaPool:

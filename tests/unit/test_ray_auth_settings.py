@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from consumer.errors import ConfigurationError
-from consumer.ray_runtime import AUTH_MODE_VAR, AUTH_TOKEN_VAR, use_auth_token_file
+from consumer.pool.ray_runtime import AUTH_MODE_VAR, AUTH_TOKEN_VAR, use_auth_token_file
 from consumer.settings import ConsumerSettings
 
 

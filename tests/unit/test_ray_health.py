@@ -9,7 +9,7 @@ import pytest
 from ray.exceptions import RpcError
 
 from consumer.errors import RayLostError
-from consumer.ray_health import HeadErrorKind, RayWatchdog, classify_gcs_error
+from consumer.pool.ray_watchdog import HeadErrorKind, RayWatchdog, classify_gcs_error
 
 
 def _rpc_error(message: str, rpc_code: int | None = None) -> Exception:

@@ -1,4 +1,4 @@
-"""Unit tests for consumer.record_batch: the tolerant record batch v2 reader (pure)."""
+"""Unit tests for consumer.intake.record_batch: the tolerant record batch v2 reader (pure)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.record_batch import RawBatch, RecordBatchError, read_batch, read_batches
+from consumer.intake.record_batch import RawBatch, RecordBatchError, read_batch, read_batches
 from tests.fuzzing import examples
 from tests.record_batches import Rec, encode_batch, records
 

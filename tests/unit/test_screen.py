@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from consumer.screen import RecordLimits, refusal, size_of
+from consumer.input_settings import RecordLimits
+from consumer.intake.screen import refusal, size_of
 from consumer.settings import ConsumerSettings
 
 LIMITS = RecordLimits(

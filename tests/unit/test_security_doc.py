@@ -56,6 +56,6 @@ def test_security_md_names_what_the_issue_asks_and_readme_links_it() -> None:
     assert "## Reporting a problem" in text
     for trusted in ("Model plugins", "Members of the Ray cluster", "Schema Registry's admin"):
         assert trusted in text
-    for name in ("pack()", "unpack()", "consumer/work.py", "RAY_AUTH_MODE=token"):
+    for name in ("pack()", "unpack()", "consumer/state/work_messages.py", "RAY_AUTH_MODE=token"):
         assert name in text
     assert "](SECURITY.md)" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")

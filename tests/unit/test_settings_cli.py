@@ -531,7 +531,7 @@ def test_max_in_flight_below_batch_size_is_rejected() -> None:
 def test_only_transient_send_errors_are_retried() -> None:
     from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
-    from consumer.output import _transient
+    from consumer.sink.acks import transient as _transient
 
     assert _transient(KafkaConnectionError()) and _transient(KafkaTimeoutError())
     assert _transient(TimeoutError())

@@ -1,4 +1,4 @@
-"""Unit tests for the worker-reuse simulation in bench.simulation."""
+"""Unit tests for the worker-reuse simulation: consumer.dev.simulation and its command."""
 
 from __future__ import annotations
 
@@ -12,20 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from bench.simulation import (
-    COLUMNS,
+from consumer.dev.simulate_cli import (
     CSV_NAME,
     JSON_NAME,
     PNG_NAME,
-    RunResult,
-    completed_by,
     parse_inputs,
     parse_max_starts,
     run,
     simulate_command,
-    simulate_grid,
-    simulate_run,
 )
+from consumer.dev.simulation import COLUMNS, RunResult, completed_by, simulate_grid, simulate_run
 
 
 def test_worked_example_starting_on_arrival_doubles_batches_by_t4() -> None:

@@ -7,8 +7,8 @@ import json
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
 
-from consumer.health import Health
-from consumer.status_server import StatusServer
+from consumer.ops.health import Health
+from consumer.ops.status_server import StatusServer
 
 
 async def _get(port: int, path: str) -> tuple[int, str]:

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from aiokafka import TopicPartition
 
-from consumer.autoscaler import Autoscaler, LagReader
-from consumer.policy import PolicyConfig
-from consumer.throughput import Throughput
+from consumer.scaling.autoscaler import Autoscaler, LagReader
+from consumer.scaling.policy import PolicyConfig
+from consumer.state.throughput import Throughput
 from tests.unit.fakes import (
     FakeCapacity,
     InProcessPool,

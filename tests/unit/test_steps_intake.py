@@ -8,8 +8,8 @@ import asyncio
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from consumer.intake.screen import size_of
 from consumer.reasons import DeadLetterStage
-from consumer.screen import size_of
 from schemas import MOLECULE_CODEC, Molecule
 from schemas.codec import load_schema
 from schemas.framing import registry_framed

@@ -15,10 +15,10 @@ from opentelemetry.exporter.otlp.proto.http import trace_exporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from consumer.input_settings import RecordLimits
+from consumer.ops.tracing import Tracer
 from consumer.ops_settings import OpsSettings, tracing_env
-from consumer.screen import RecordLimits
-from consumer.tracing import Tracer
-from consumer.worker import ModelWorker
+from consumer.pool.model_actor import ModelWorker
 from schemas import MOLECULE_CODEC, Molecule
 from tests.unit.fakes import InProcessPool, Record, run_pipeline
 
@@ -100,7 +100,7 @@ def test_off_nothing_of_tracing_is_imported() -> None:
         "async def build():\n"
         "    assert StreamProcessor(ConsumerSettings()).tracer is None\n"
         "asyncio.run(build())\n"
-        "print(sorted(m for m in sys.modules if m == 'consumer.tracing'"
+        "print(sorted(m for m in sys.modules if m == 'consumer.ops.tracing'"
         " or m.startswith('opentelemetry.sdk.trace')))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}

@@ -1,4 +1,4 @@
-"""Unit tests for consumer.unreadable: getting past what aiokafka cannot read (pure)."""
+"""Unit tests for consumer.intake.unreadable: getting past what aiokafka cannot read (pure)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.errors import UnreadableRecordError
+from consumer.intake.unreadable import Recovered, recover
 from consumer.reasons import DeadLetterStage
-from consumer.unreadable import Recovered, recover
 from tests.fuzzing import examples
 from tests.record_batches import Rec, encode_batch, records
 

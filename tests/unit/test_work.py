@@ -1,4 +1,5 @@
-"""Unit tests for consumer.work: a batch's decode, predict and encode, as a worker does it."""
+"""Unit tests for consumer.pool.batch_work: a batch's decode, predict and encode, as a worker
+does it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from consumer.errors import ModelOutputError
 from consumer.models import ModelResult
 from consumer.models.synthetic import SyntheticModel
-from consumer.work import OutputSpec, Produced, WorkRequest, WorkResult, compute, fail, pack, unpack
+from consumer.pool.batch_work import compute, fail
+from consumer.state.work_messages import OutputSpec, Produced, WorkRequest, WorkResult, pack, unpack
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Molecule, Status
 from schemas.codec import load_schema
 from schemas.errors import BadMagicError, EmptyRecordError, TooLargeError
@@ -20,8 +22,11 @@ from schemas.wire import Decoder
 SPEC = OutputSpec(partitions=(0, 1, 2), schema_id=None, max_smiles_length=10, max_id_length=8)
 
 
-def _request(values: list[bytes | None], headers: list[tuple[tuple[str, bytes], ...]] | None = None,
-             **kwargs: object) -> WorkRequest:  # fmt: skip
+def _request(
+    values: list[bytes | None],
+    headers: list[tuple[tuple[str, bytes], ...]] | None = None,
+    **kwargs: object,
+) -> WorkRequest:
     n = len(values)
     return WorkRequest(
         values=values,
@@ -61,8 +66,10 @@ def test_a_batch_comes_back_encoded_keyed_and_placed_as_kafkas_partitioner_would
         1,
     )
     assert (prediction.source_topic, prediction.source_partition, prediction.source_offset) == (
-        "molecules", 4, 103,
-    )  # fmt: skip
+        "molecules",
+        4,
+        103,
+    )
     assert result.statuses == [Status.OK] * 20 and result.rejected == {}
 
 
