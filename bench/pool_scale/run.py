@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -24,6 +25,7 @@ from bench.harness import (
     joined,
     publish,
 )
+from bench.profiling import profiled
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
 from consumer.processor import StreamProcessor
@@ -168,6 +170,8 @@ class Options:
     node_cpus: int
     startup_concurrency: int
     ready_timeout_s: float
+    profile_to: Path | None = None
+    """A py-spy profile of the steady window (:mod:`bench.profiling`)."""
 
 
 def backlog_of(point: Point, opts: Options) -> int:
@@ -197,10 +201,13 @@ def measure(point: Point, opts: Options) -> dict[str, Any]:
         LocalCluster(head_args={"_system_config": system_config}) as cluster,
     ):
         cluster.add_spot_node(num_cpus=opts.node_cpus)
-        return asyncio.run(_measure(point, opts, broker.bootstrap_servers, cluster.address))
+        return asyncio.run(measure_on(point, opts, broker.bootstrap_servers, cluster.address))
 
 
-async def _measure(point: Point, opts: Options, bootstrap: str, ray_address: str) -> dict[str, Any]:
+async def measure_on(
+    point: Point, opts: Options, bootstrap: str, ray_address: str
+) -> dict[str, Any]:
+    """Run one point on a running broker and Ray cluster (one node of ``opts.node_cpus``)."""
     await create_topics(bootstrap, ["molecules", "predictions", "molecules.dlq"])
     settings = consumer_settings(
         bootstrap,
@@ -269,7 +276,8 @@ async def _measure(point: Point, opts: Options, bootstrap: str, ray_address: str
         await publish(bootstrap, settings.input_topic, each_synthetic_molecule(backlog))
         result |= {"backlog": backlog, "publish_s": time.monotonic() - t_publish}
         await asyncio.sleep(SETTLE_S)
-        result |= await probe.steady(point, opts, backlog, idle["consumer_cores"])
+        with profiled(opts.profile_to, opts.steady_s):
+            result |= await probe.steady(point, opts, backlog, idle["consumer_cores"])
         counts = proc.pool.counts()
         result["workers_at_end"] = counts[ReplicaState.BUSY] + counts[ReplicaState.READY]
     return result
