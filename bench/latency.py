@@ -72,6 +72,8 @@ class Setup:
     per_molecule_s: float
     """The model's raw time per molecule."""
     workdir: Path
+    model: str = "reference model, 2 workers"
+    """What computes, as the plot's title names it."""
 
 
 async def _produce(setup: Setup, rate_per_s: float, count: int, tag: str) -> tuple[float, Any]:
@@ -167,6 +169,7 @@ async def run(setup: Setup, loads: Sequence[float]) -> dict[str, Any]:
         "seconds_per_window": setup.seconds,
         "batch_wait_ms": setup.batch_wait_ms,
         "per_molecule_ms": setup.per_molecule_s * 1000,
+        "model": setup.model,
         "windows": windows,
     }
 
@@ -205,8 +208,8 @@ def plot_cdf(result: dict[str, Any], path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(
-        f"Latency, reference model, 2 workers, capacity {result['capacity_molecules_per_s']:.0f}"
-        f"/s, batch wait {result['batch_wait_ms']:g} ms"
+        f"Latency, {result.get('model', 'reference model, 2 workers')}, capacity "
+        f"{result['capacity_molecules_per_s']:.0f}/s, batch wait {result['batch_wait_ms']:g} ms"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -177,9 +177,11 @@ async def end_to_end(
     options: dict[str, str],
     batch_size: int,
     max_in_flight: int = 2048,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[Run, Timing, StreamProcessor]]:
-    """Consume the ``count`` records already on ``topic`` with ``workers`` one-CPU workers;
-    yields the run's figures while the processor still runs (its hook, for what follows)."""
+    """Consume the ``count`` records already on ``topic`` with ``workers`` one-CPU workers
+    (other settings in ``overrides``); yields the run's figures while the processor still
+    runs (its hook, for what follows)."""
     await create_topics(env.bootstrap, [f"{topic}.predictions"])
     settings = consumer_settings(
         env.bootstrap,
@@ -196,6 +198,7 @@ async def end_to_end(
         autoscale_interval_s=1.0,
         batch_size=batch_size,
         max_in_flight=max_in_flight,
+        **overrides,
     )
     timing = Timing()
     started = time.perf_counter()
