@@ -155,7 +155,8 @@ class Intake:
             # in anyway, they are taken in.
             consumer.pause(*consumer.assignment())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ledger.room.wait(), KEEPALIVE_POLL_S)
+                async with asyncio.timeout(KEEPALIVE_POLL_S):  # no task per wait: wait_for's
+                    await self._ledger.room.wait()
             if not self._ledger.full:
                 break
             await self._poll(0.0, self._ledger.max_in_flight)
