@@ -11,7 +11,7 @@ ratios with their minimum and maximum:
   then the same molecules published and consumed end to end with 1 worker (steady window);
 - **zero-cost pipeline / raw produce**: the NCI molecules sent with plain aiokafka (one
   ``send`` each, every ack awaited), then the same records consumed by the pipeline with the
-  synthetic model at 0 ms, 2 workers, batches of 256 (steady window), as ``bench.zero_cost``.
+  synthetic model at 0 ms, 2 workers, batches of 256 (steady window): ``bench.zero_cost``.
 
 One embedded broker and one local Ray cluster (a head and two one-CPU Spot nodes) serve
 every pair; each measurement has its own topics. Writes ``alternating.json``.
@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import create_topics, machine_info, nci, nci_repeated, publish
-from bench.throughput import ZERO_COST, Env, end_to_end, kafka_alone, raw_rate
+from bench import zero_cost
+from bench.harness import create_topics, machine_info, nci, publish
+from bench.throughput import Env, end_to_end, raw_rate
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.logs import configure_logging
@@ -59,28 +60,8 @@ async def reference_pair(env: Env, i: int, molecules: int, batch_size: int) -> d
 
 async def zero_cost_pair(env: Env, i: int, molecules: int) -> dict[str, float]:
     """Plain aiokafka produce, then the zero-cost pipeline over the records it sent."""
-    records = nci_repeated(molecules)
-    topic = f"zero-cost-{i}"
-    kafka = await kafka_alone(env, topic, records)
-    run = end_to_end(
-        env,
-        topic,
-        len(records),
-        workers=2,
-        model="synthetic",
-        options=ZERO_COST,
-        batch_size=256,
-        max_in_flight=8192,
-    )
-    async with run as (zero, _, _):
-        pass
-    produce = float(kafka["produce_records_per_s"])
-    return {
-        "raw_produce_records_per_s": produce,
-        "pipeline_molecules_per_s": zero.steady_molecules_per_s,
-        "pipeline_cpu_us_per_molecule": zero.cpu_us_per_molecule,
-        "ratio": zero.steady_molecules_per_s / produce,
-    }
+    measured = await zero_cost.measure(env, molecules, topic=f"zero-cost-{i}")
+    return {**measured, "ratio": measured["ratio_over_kafka_produce"]}
 
 
 def summary(pairs: list[dict[str, float]]) -> dict[str, Any]:

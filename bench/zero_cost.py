@@ -21,12 +21,13 @@ from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 
 
-async def _measure(env: Env, molecules: int) -> dict[str, float]:
+async def measure(env: Env, molecules: int, topic: str = "zero-cost") -> dict[str, float]:
+    """Raw produce of ``molecules`` NCI records on ``topic``, then the pipeline over them."""
     records = nci_repeated(molecules)
-    kafka = await kafka_alone(env, "zero-cost", records)
+    kafka = await kafka_alone(env, topic, records)
     pipeline = end_to_end(
         env,
-        "zero-cost",
+        topic,
         len(records),
         workers=2,
         model="synthetic",
@@ -54,7 +55,7 @@ def main() -> None:
     with EmbeddedBroker() as broker, LocalCluster() as cluster:
         for _ in range(2):
             cluster.add_spot_node()
-        print(json.dumps(asyncio.run(_measure(Env(broker, cluster), args.molecules))))
+        print(json.dumps(asyncio.run(measure(Env(broker, cluster), args.molecules))))
 
 
 if __name__ == "__main__":
