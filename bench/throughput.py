@@ -114,8 +114,10 @@ def _step_settings(
     options: dict[str, str],
     batch_size: int,
     max_in_flight: int,
+    **overrides: Any,
 ) -> ConsumerSettings:
-    """A step's consumer: its own topics and group, a fixed pool of ``workers``."""
+    """A step's consumer: its own topics and group, a fixed pool of ``workers`` (other
+    settings in ``overrides``)."""
     return consumer_settings(
         env.bootstrap,
         env.cluster.address,
@@ -131,6 +133,7 @@ def _step_settings(
         autoscale_interval_s=1.0,
         batch_size=batch_size,
         max_in_flight=max_in_flight,
+        **overrides,
     )
 
 
@@ -145,11 +148,15 @@ async def end_to_end(
     options: dict[str, str],
     batch_size: int,
     max_in_flight: int = 2048,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[Run, Timing, StreamProcessor]]:
-    """Consume the ``count`` records already on ``topic`` with ``workers`` one-CPU workers;
-    yields the run's figures while the processor still runs (its hook, for what follows)."""
+    """Consume the ``count`` records already on ``topic`` with ``workers`` one-CPU workers
+    (other settings in ``overrides``); yields the run's figures while the processor still
+    runs (its hook, for what follows)."""
     await create_topics(env.bootstrap, [f"{topic}.predictions"])
-    settings = _step_settings(env, topic, workers, model, options, batch_size, max_in_flight)
+    settings = _step_settings(
+        env, topic, workers, model, options, batch_size, max_in_flight, **overrides
+    )
     timing = Timing()
     started = time.perf_counter()
     async with StreamProcessor(settings, hooks=timing) as processor:

@@ -19,12 +19,13 @@ from bench.kafka_alone import kafka_alone
 from bench.throughput import ZERO_COST, Env, end_to_end
 
 
-async def _measure(env: Env, molecules: int) -> dict[str, float]:
+async def measure(env: Env, molecules: int, topic: str = "zero-cost") -> dict[str, float]:
+    """Raw produce of ``molecules`` NCI records on ``topic``, then the pipeline over them."""
     records = nci_repeated(molecules)
-    kafka = await kafka_alone(env, "zero-cost", records)
+    kafka = await kafka_alone(env, topic, records)
     pipeline = end_to_end(
         env,
-        "zero-cost",
+        topic,
         len(records),
         workers=2,
         model="synthetic",
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--molecules", type=int, default=100_000)
     args = parser.parse_args()
     with runner.broker_and_cluster(spot_nodes=2) as (broker, cluster):
-        print(json.dumps(asyncio.run(_measure(Env(broker, cluster), args.molecules))))
+        print(json.dumps(asyncio.run(measure(Env(broker, cluster), args.molecules))))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ class Dispatcher:
             return
         self._ledger.to_work(Counter(item.tp for item in batch))
         job = Job(batch)
-        self._jobs.start(job, traced.batch(self._tracer, job.headers(), self._settler.run(job)))
+        self._jobs.start(job, traced.batch(self._tracer, job.headers, self._settler.run(job)))
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Send a dead letter in the background (its record at work until acknowledged)."""

@@ -7,7 +7,7 @@ untouched, so a consumer that does not trace pays one ``is None`` test per step.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from consumer.state.work_messages import WorkRequest, WorkResult
@@ -31,34 +31,48 @@ def tracer_for(env: dict[str, str] | None) -> Tracer | None:
 
 
 def batch(
-    tracer: Tracer | None, headers: Sequence[Headers], routine: Coroutine[Any, Any, T]
+    tracer: Tracer | None,
+    headers: Callable[[], Sequence[Headers]],
+    routine: Coroutine[Any, Any, T],
 ) -> Coroutine[Any, Any, T]:
-    """A batch's routine, inside a ``molstream.batch`` span linked to its inputs."""
+    """A batch's routine, inside a ``molstream.batch`` span linked to its inputs (their
+    ``headers``, only read when tracing)."""
     if tracer is None:
         return routine
 
     async def traced() -> T:
-        with tracer.batch(headers):
+        with tracer.batch(headers()):
             return await routine
 
     return traced()
 
 
-async def stage(tracer: Tracer | None, name: str, step: Coroutine[Any, Any, T]) -> T:
-    """``step`` inside a span ``name`` (of the current one)."""
+def stage(tracer: Tracer | None, name: str, step: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    """``step`` inside a span ``name`` (of the current one); ``step`` itself when not
+    tracing (no coroutine of its own: these wrap every batch)."""
     if tracer is None:
-        return await step
+        return step
+    return _staged(tracer, name, step)
+
+
+async def _staged(tracer: Tracer, name: str, step: Coroutine[Any, Any, T]) -> T:
     with tracer.stage(name):
         return await step
 
 
-async def process(
+def process(
     tracer: Tracer | None, pool: ReplicaPool, replica: Replica, work: WorkRequest, timeout_s: float
-) -> WorkResult:
+) -> Coroutine[Any, Any, WorkResult]:
     """One call to a worker; traced, inside ``molstream.compute``, whose context the request
     carries to the worker."""
     if tracer is None:
-        return await pool.process(replica, work, timeout_s=timeout_s)
+        return pool.process(replica, work, timeout_s=timeout_s)
+    return _traced_process(tracer, pool, replica, work, timeout_s)
+
+
+async def _traced_process(
+    tracer: Tracer, pool: ReplicaPool, replica: Replica, work: WorkRequest, timeout_s: float
+) -> WorkResult:
     with tracer.stage("molstream.compute"):
         carried = dataclasses.replace(work, trace=tracer.traceparent())
         return await pool.process(replica, carried, timeout_s=timeout_s)

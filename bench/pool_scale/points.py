@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 SETTLE_S = 1.0
 """After the backlog is published, before the steady window opens."""
@@ -117,6 +118,8 @@ class Options:
     node_cpus: int
     startup_concurrency: int
     ready_timeout_s: float
+    profile_to: Path | None = None
+    """A py-spy profile of the steady window (:mod:`bench.profiling`)."""
 
 
 def backlog_of(point: Point, opts: Options) -> int:

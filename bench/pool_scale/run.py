@@ -24,6 +24,7 @@ from bench.pool_scale.points import (
     in_flight_of,
     worker_cpus,
 )
+from bench.profiling import profiled
 from consumer.dev.raycluster import FAST_HEALTH_CHECKS
 from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
@@ -82,10 +83,13 @@ def measure(point: Point, opts: Options) -> dict[str, Any]:
         cluster,
     ):
         cluster.add_spot_node(num_cpus=opts.node_cpus)
-        return asyncio.run(_measure(point, opts, broker.bootstrap_servers, cluster.address))
+        return asyncio.run(measure_on(point, opts, broker.bootstrap_servers, cluster.address))
 
 
-async def _measure(point: Point, opts: Options, bootstrap: str, ray_address: str) -> dict[str, Any]:
+async def measure_on(
+    point: Point, opts: Options, bootstrap: str, ray_address: str
+) -> dict[str, Any]:
+    """Run one point on a running broker and Ray cluster (one node of ``opts.node_cpus``)."""
     await create_topics(bootstrap, ["molecules", "predictions", "molecules.dlq"])
     settings = consumer_settings(
         bootstrap,
@@ -154,7 +158,8 @@ async def _measure(point: Point, opts: Options, bootstrap: str, ray_address: str
         await publish(bootstrap, settings.input_topic, each_synthetic_molecule(backlog))
         result |= {"backlog": backlog, "publish_s": time.monotonic() - t_publish}
         await asyncio.sleep(SETTLE_S)
-        result |= await probe.steady(point, opts, backlog, idle["consumer_cores"])
+        with profiled(opts.profile_to, opts.steady_s):
+            result |= await probe.steady(point, opts, backlog, idle["consumer_cores"])
         counts = proc.pool.counts()
         result["workers_at_end"] = counts[ReplicaState.BUSY] + counts[ReplicaState.READY]
     return result

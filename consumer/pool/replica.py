@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,11 @@ class Replica:
     state: ReplicaState = ReplicaState.DEPLOYING
     info: WorkerInfo | None = None
     ready_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def process(self) -> Any:
+        """The actor's ``process`` method, looked up once (Ray builds one per lookup)."""
+        return self.handle.process
 
     @property
     def node_id(self) -> str | None:
@@ -158,7 +164,7 @@ async def call_process(replica: Replica, request: WorkRequest, timeout_s: float)
     :class:`BatchFailedError` (the model raised, or the answer is unreadable; the replica is
     fine).
     """
-    ref = replica.handle.process.remote(pack(request))
+    ref = replica.process.remote(pack(request))
     try:
         # asyncio.timeout, not wait_for: no extra task per batch.
         async with asyncio.timeout(timeout_s):

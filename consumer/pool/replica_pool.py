@@ -134,7 +134,8 @@ class ReplicaPool(Lifecycle):
         if worker.state in GONE:
             return
         worker.busy -= 1
-        if worker.state is ReplicaState.BUSY and self._alive() > self._target:
+        surplus = len(self._workers) > self._target and self._alive() > self._target
+        if worker.state is ReplicaState.BUSY and surplus:
             worker.state = ReplicaState.DRAINING
         if worker.state is ReplicaState.DRAINING:
             if worker.busy == 0:

@@ -26,27 +26,23 @@ class Outbox:
 
     def __init__(self, send: Send) -> None:
         self._send = send
-        self._waiting: dict[int, list[tuple[list[Produced], asyncio.Future[None]]]] = {}
+        self._waiting: dict[int, list[tuple[list[Produced], _Put]]] = {}
         self._routines: dict[int, asyncio.Task[None]] = {}
 
     async def put(self, produced: Mapping[int, Sequence[Produced]]) -> None:
         """Send ``produced`` with whatever else is waiting; returns when all of it is
         acknowledged. Raises :class:`PublishRejectedError` if any of its records was
         refused (records of other callers in the same send are not affected)."""
-        loop = asyncio.get_running_loop()
-        futures = []
-        for partition, records in produced.items():
-            if not records:
-                continue
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiting.setdefault(partition, []).append((list(records), future))
-            futures.append(future)
+        parts = [(p, records) for p, records in produced.items() if records]
+        if not parts:
+            return
+        # One future for the caller, however many partitions: no gather per batch.
+        put = _Put(asyncio.get_running_loop().create_future(), len(parts))
+        for partition, records in parts:
+            self._waiting.setdefault(partition, []).append((list(records), put))
             if partition not in self._routines:
                 self._routines[partition] = asyncio.create_task(self._send_routine(partition))
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            raise errors[0]
+        await put.future
 
     async def stop(self) -> None:
         """Cancel the sends still out (their callers get the cancellation); safe twice."""
@@ -55,27 +51,25 @@ class Outbox:
             task.cancel()
         await asyncio.gather(*routines, return_exceptions=True)
         for entries in self._waiting.values():
-            for _, future in entries:
-                if not future.done():
-                    future.cancel()
+            for _, put in entries:
+                put.future.cancel()
         self._waiting.clear()
 
     async def _send_routine(self, partition: int) -> None:
-        entries: list[tuple[list[Produced], asyncio.Future[None]]] = []
+        entries: list[tuple[list[Produced], _Put]] = []
         try:
             while entries := self._waiting.pop(partition, []):
                 await self._send_together(partition, entries)
         except asyncio.CancelledError:
-            for _, future in entries:
-                if not future.done():
-                    future.cancel()
+            for _, put in entries:
+                put.future.cancel()
             raise
         finally:
             if self._routines.get(partition) is asyncio.current_task():
                 del self._routines[partition]
 
     async def _send_together(
-        self, partition: int, entries: list[tuple[list[Produced], asyncio.Future[None]]]
+        self, partition: int, entries: list[tuple[list[Produced], _Put]]
     ) -> None:
         try:
             await self._send(partition, [r for records, _ in entries for r in records])
@@ -84,29 +78,45 @@ class Outbox:
             # refusals it cannot attribute fail everyone: never report a refused record sent.
             mine = [_refused(records, exc) for records, _ in entries]
             attributed = sum(map(len, mine)) == len(exc.rejected)
-            for (_, future), refused in zip(entries, mine, strict=True):
+            for (_, put), refused in zip(entries, mine, strict=True):
                 if refused or not attributed:
-                    _settle(future, PublishRejectedError(refused or exc.rejected))
+                    put.settle(PublishRejectedError(refused or exc.rejected))
                 else:
-                    _settle(future, None)
+                    put.settle(None)
             return
         except Exception as exc:  # e.g. the producer stopped: every caller learns it
-            for _, future in entries:
-                _settle(future, exc)
+            for _, put in entries:
+                put.settle(exc)
             return
-        for _, future in entries:
-            _settle(future, None)
+        for _, put in entries:
+            put.settle(None)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    # A caller cancelled meanwhile (a drain past its deadline) has its future done already;
-    # its records were sent all the same.
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+class _Put:
+    """One caller's records over its partitions: its future ends when every partition's
+    send has, with the first error any of them met."""
+
+    __slots__ = ("error", "future", "pending")
+
+    def __init__(self, future: asyncio.Future[None], partitions: int) -> None:
+        self.future = future
+        self.pending = partitions
+        self.error: BaseException | None = None
+
+    def settle(self, error: BaseException | None) -> None:
+        """One partition's send ended (``error`` None: acknowledged)."""
+        # A caller cancelled meanwhile (a drain past its deadline) has its future done
+        # already; its records were sent all the same.
+        if self.future.done():
+            return
+        self.error = self.error or error
+        self.pending -= 1
+        if self.pending:
+            return
+        if self.error is None:
+            self.future.set_result(None)
+        else:
+            self.future.set_exception(self.error)
 
 
 def _refused(records: list[Produced], exc: PublishRejectedError) -> list[tuple[object, Exception]]:

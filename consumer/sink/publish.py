@@ -48,7 +48,12 @@ class Sink:
             for partition, records in part.result.produced.items():
                 produced.setdefault(partition, []).extend(records)
             letters += _letters(part)
-        await asyncio.gather(self._output.predictions(produced), self._output.dead_letters(letters))
+        if letters:
+            await asyncio.gather(
+                self._output.predictions(produced), self._output.dead_letters(letters)
+            )
+        else:  # the usual batch: no task of its own for nothing to send
+            await self._output.predictions(produced)
         acked_s = time.time()
         statuses: list[Status] = []
         ages_s: list[float | None] = []

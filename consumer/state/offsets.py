@@ -81,7 +81,10 @@ class OffsetTracker(Generic[K]):
 
     def state(self, partition: K) -> PartitionState:
         """The state of ``partition`` (created empty on first use)."""
-        return self._parts.setdefault(partition, PartitionState())
+        part = self._parts.get(partition)
+        if part is None:  # not setdefault: that would build a state per call (per record)
+            part = self._parts[partition] = PartitionState()
+        return part
 
     def get(self, partition: K) -> PartitionState | None:
         """The state of ``partition`` if it is tracked."""

@@ -1,0 +1,184 @@
+"""The consumer's CPU per batch against Ray's own per call, measured in one run.
+
+Run: ``.venv/bin/python -m bench.per_batch [--point 16@5] [--steady-s 20] [--out bench/results]``.
+One embedded broker and one local Ray cluster (a head and one node with the machine's cores);
+this process is the Ray driver of everything measured:
+
+1. the floor (:mod:`bench.floor`): a bare asyncio driver, no molstream code, awaiting calls
+   to as many actors as the point has workers, at the point's ideal batch rate, each call as
+   long as a batch's model time;
+2. the consumer: the point of ``bench.pool_scale`` (by default 16 workers, synthetic model
+   at 5 ms per molecule, batches of 16: 200 batches/s), its CPU per batch in the steady window;
+3. the floor again, at the batch rate the consumer reached (a drift of the machine's speed
+   shows against the first).
+
+``cpu_over_floor`` is the consumer's CPU per batch over the floor's CPU per call at the same
+rate (step 3), both this process's CPU over a window divided by the batches or calls in it;
+``marginal_over_floor`` takes each side's idle CPU off first; ``cpu_over_floor_before`` is
+against step 1. Target: ``cpu_over_floor`` at most 1.2.
+Writes ``per_batch.json`` and ``per_batch.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.floor import Floor, FloorOptions, measure_floor
+from bench.pool_scale.points import Options, Point, parse_points, worker_cpus
+from bench.pool_scale.run import measure_on
+from bench.profile_summary import summarise
+from bench.runner import machine_info
+from consumer.dev.broker import EmbeddedBroker
+from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
+from consumer.ops.logs import configure_logging
+
+TARGET = 1.2
+REQUEST_BYTES = 1500
+"""About a packed request of 16 synthetic molecules (and its answer)."""
+
+
+def floor_options(point: Point, opts: Options, seconds: float) -> FloorOptions:
+    """The floor's traffic for ``point``: its workers, batch rate and model time per batch."""
+    compute_ms = point.per_molecule_ms * opts.batch_size
+    return FloorOptions(
+        actors=point.parallel,
+        rate_per_s=point.parallel * 1000 / compute_ms,
+        compute_ms=compute_ms,
+        payload_bytes=REQUEST_BYTES,
+        num_cpus=worker_cpus(point, opts),
+        seconds=seconds,
+        idle_s=opts.idle_s,
+    )
+
+
+def compare(consumer: dict[str, Any], before: Floor, after: Floor) -> dict[str, Any]:
+    """The consumer's CPU per batch as multiples of the floor's per call at the same rate
+    (``after``), and of the floor at the point's ideal rate (``before``)."""
+    per_batch = consumer["consumer_cpu_ms_per_batch"]
+    marginal = consumer["consumer_marginal_ms_per_batch"]
+    ratio = per_batch / after.cpu_ms_per_call
+    return {
+        "floor_cpu_ms_per_call": after.cpu_ms_per_call,
+        "floor_marginal_cpu_ms_per_call": after.marginal_cpu_ms_per_call,
+        "floor_calls_per_s": after.calls_per_s,
+        "consumer_cpu_ms_per_batch": per_batch,
+        "consumer_marginal_ms_per_batch": marginal,
+        "consumer_batches_per_s": consumer["batches"] / consumer["window_s"],
+        "cpu_over_floor": ratio,
+        "marginal_over_floor": marginal / after.marginal_cpu_ms_per_call,
+        "cpu_over_floor_before": per_batch / before.cpu_ms_per_call,
+        "target": TARGET,
+        "meets_target": ratio <= TARGET,
+    }
+
+
+async def _run(point: Point, opts: Options, bootstrap: str, address: str) -> dict[str, Any]:
+    import ray
+
+    ray.init(
+        address=address,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        floor_opts = floor_options(point, opts, opts.steady_s)
+        before = await measure_floor(floor_opts)
+        consumer = await measure_on(point, opts, bootstrap, address)
+        if "error" in consumer:
+            return {"floor_before": before.as_dict(), "consumer": consumer}
+        # At the rate the consumer reached: its idle CPU weighs on each batch by the rate.
+        matched = replace(floor_opts, rate_per_s=consumer["batches"] / consumer["window_s"])
+        after = await measure_floor(matched)
+    finally:
+        ray.shutdown()
+    return {
+        "floor_options": floor_opts.__dict__,
+        "floor_before": before.as_dict(),
+        "floor_after_rate_per_s": matched.rate_per_s,
+        "floor_after": after.as_dict(),
+        "consumer": consumer,
+        **compare(consumer, before, after),
+    }
+
+
+def measure(point: Point, opts: Options) -> dict[str, Any]:
+    """The floor, the consumer and the floor again on a fresh broker and Ray cluster."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    with (
+        EmbeddedBroker() as broker,
+        LocalCluster(head_args={"_system_config": dict(FAST_HEALTH_CHECKS)}) as cluster,
+    ):
+        cluster.add_spot_node(num_cpus=opts.node_cpus)
+        return asyncio.run(_run(point, opts, broker.bootstrap_servers, cluster.address))
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Bars: the floor before and after, the consumer, in CPU ms per batch or call."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["floor, ideal rate", "consumer", "floor, same rate"]
+    values = [
+        result["floor_before"]["cpu_ms_per_call"],
+        result["consumer_cpu_ms_per_batch"],
+        result["floor_after"]["cpu_ms_per_call"],
+    ]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(names, values, color=["grey", "tab:blue", "grey"])
+    ax.axhline(result["floor_cpu_ms_per_call"] * TARGET, color="red", ls="--", label="target")
+    ax.set_ylabel("CPU ms of the driver process per batch / call")
+    ax.set_title(f"{result['point']}: {result['cpu_over_floor']:.2f}x the floor")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print, write JSON and PNG; 1 when the target is missed."""
+    parser = argparse.ArgumentParser(prog="python -m bench.per_batch", description=__doc__)
+    parser.add_argument("--point", default="16@5", help="W[xK][@MS] as in bench.pool_scale")
+    parser.add_argument("--steady-s", type=float, default=20.0)
+    parser.add_argument("--idle-s", type=float, default=3.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--node-cpus", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--profile", type=Path, help="a py-spy profile of the consumer's window, to this file"
+    )
+    args = parser.parse_args(argv)
+    configure_logging("console", "warning")
+    (point,) = parse_points(args.point)
+    opts = Options(
+        args.steady_s, args.idle_s, args.batch_size, args.node_cpus, 0, 300.0, args.profile
+    )
+    started = time.monotonic()
+    result = {"point": point.name, **measure(point, opts)}
+    wall_s = time.monotonic() - started
+    result |= {"machine": machine_info(), "config": vars(args), "wall_s": wall_s}
+    if args.profile is not None and args.profile.exists():
+        result["profile"] = summarise(args.profile.read_text().splitlines())
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "per_batch.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if "cpu_over_floor" not in result:
+        print(result["consumer"].get("error"), file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
+    plot(result, args.out / "per_batch.png")
+    return 0 if result["meets_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

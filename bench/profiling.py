@@ -1,0 +1,47 @@
+"""A py-spy profile of this process over a window (``pip install py-spy`` into the .venv).
+
+Sampled from outside (``--nonblocking``: the process is not paused), every thread, as raw
+collapsed stacks: one line per stack with its sample count, for flame graphs or sums.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+RATE_PER_S = 200
+
+
+@contextlib.contextmanager
+def profiled(out: Path | None, seconds: float) -> Iterator[None]:
+    """Profile this process for ``seconds`` (or until the block ends) into ``out``; nothing
+    when ``out`` is None."""
+    if out is None:
+        yield
+        return
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    command = [
+        py_spy,
+        "record",
+        "--pid",
+        str(os.getpid()),
+        "--duration",
+        f"{seconds:.0f}",
+        "--rate",
+        str(RATE_PER_S),
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+    ]
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.wait()
