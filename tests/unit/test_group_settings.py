@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
 from pydantic import ValidationError
 
-from consumer.errors import RayLostError
-from consumer.pool.ray_watchdog import RayWatchdog
 from consumer.settings import ConsumerSettings
 
 
@@ -79,67 +76,6 @@ def test_a_heartbeat_of_exactly_a_third_is_accepted() -> None:
 def test_out_of_range_group_timing_is_refused(field: str, value: float) -> None:
     with pytest.raises(ValidationError):
         _settings(**{field: value})
-
-
-async def test_the_ray_watchdog_raises_after_half_its_timeout_unreachable() -> None:
-    calls: list[float] = []
-
-    def dead_gcs(timeout_s: float) -> None:
-        calls.append(timeout_s)
-        raise RuntimeError("Timed out while waiting for GCS to become available.")
-
-    watchdog = RayWatchdog(timeout_s=0.6, probe=dead_gcs)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    with pytest.raises(RayLostError, match="Ray cluster lost"):
-        await asyncio.wait_for(watchdog.watch(), 5)
-    took = loop.time() - started
-    assert watchdog.lost
-    assert watchdog.unreachable_limit_s == pytest.approx(0.3)
-    assert 0.3 <= took < 0.6 + 0.5, took
-    assert calls and all(t == pytest.approx(0.1) for t in calls)
-
-
-async def test_the_ray_watchdog_keeps_watching_while_the_gcs_answers() -> None:
-    answers = 0
-
-    def live_gcs(timeout_s: float) -> None:
-        nonlocal answers
-        answers += 1
-
-    watchdog = RayWatchdog(timeout_s=0.6, probe=live_gcs)
-    task = asyncio.create_task(watchdog.watch())
-    async with asyncio.timeout(10):  # answers over more than the 0.6 s silence limit
-        while answers < 8:
-            await asyncio.sleep(0.01)
-    assert not task.done()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert not watchdog.lost
-
-
-async def test_one_slow_gcs_answer_is_not_a_loss() -> None:
-    answers = iter([RuntimeError("blip"), None, None, None, None, None, None, None, None])
-
-    calls = 0
-
-    def flaky_gcs(timeout_s: float) -> None:
-        nonlocal calls
-        calls += 1
-        answer = next(answers, None)
-        if answer is not None:
-            raise answer
-
-    watchdog = RayWatchdog(timeout_s=0.6, probe=flaky_gcs)
-    task = asyncio.create_task(watchdog.watch())
-    async with asyncio.timeout(10):  # the blip, then answers past the 0.6 s silence limit
-        while calls < 8:
-            await asyncio.sleep(0.01)
-    assert not task.done() and not watchdog.lost
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
 
 
 @pytest.mark.parametrize(
