@@ -281,9 +281,9 @@ async def test_registry_outages_lose_nothing(
     registry = SchemaRegistryServer()  # not started yet: connection refused
     metrics = PrometheusHooks(CollectorRegistry())
 
-    def registry_errors() -> float:
+    def registry_errors(operation: str = "get_latest_version") -> float:
         value = metrics.registry.get_sample_value(
-            "molstream_schema_registry_errors_total", {"operation": "get_latest_version"}
+            "molstream_schema_registry_errors_total", {"operation": operation}
         )
         return value or 0.0
 
@@ -321,7 +321,7 @@ async def test_registry_outages_lose_nothing(
                 (m.id.encode(), serialize(v1, "molecules", m, []), []) for m in later
             ]
             registry.stop()
-            refused_before = registry_errors()
+            refused_before = registry_errors("get_schema")
             cached = synthetic_molecules(50, prefix="c")
             await publish_raw(
                 broker.bootstrap_servers,
@@ -331,7 +331,9 @@ async def test_registry_outages_lose_nothing(
             await wait_until(lambda: out.total >= 100, 120, "cached id flows while down")
             # The new id's schema was asked for and refused: its records wait, not pass.
             await wait_until(
-                lambda: registry_errors() > refused_before, 60, "the new id's schema asked for"
+                lambda: registry_errors("get_schema") > refused_before,
+                60,
+                "the new id's writer schema asked for",
             )
             assert not any(m.id in out.ids for m in later), "a new id waits for the registry"
             registry.start()
