@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import zero_cost
+from bench.end_to_end import Env, end_to_end, raw_rate
 from bench.harness import create_topics
 from bench.runner import machine_info
-from bench.throughput import Env, end_to_end, raw_rate
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.ops.logs import configure_logging

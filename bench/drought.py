@@ -53,35 +53,69 @@ async def _run(
         *("--model", "synthetic", "--max-workers", "2", "--metrics-port", str(port)),
     )
     log_path = Path(tempfile.mkdtemp(prefix="molstream-drought-")) / "consumer.log"
-    samples: list[dict[str, Any]] = []
     async with (
         OutputWatcher(broker.bootstrap_servers) as out,
         consumer_process(argv, log_path) as consumer,
     ):
-        started, nodes_added = time.monotonic(), False
-        while len(out.ids) < len(inputs) and consumer.returncode is None:
-            now = time.monotonic() - started
-            if not nodes_added and now >= args.drought_s:
-                for _ in range(2):  # blocks this process for seconds, not the consumer
-                    cluster.add_spot_node(wait=False)
-                nodes_added = True
-            polled = await asyncio.to_thread(_polled_s_ago, port)
-            samples.append({"t_s": now, "polled_s_ago": polled, "predicted": len(out.ids)})
-            if now > args.drought_s + args.timeout_s:
-                break
-            await asyncio.sleep(1.0)
+        samples = await _watch(args, cluster, port, out, consumer, len(inputs))
         await asyncio.sleep(2)  # a duplicate would arrive now
         code = await terminate(consumer)
+    result = _result(args, samples, _events(log_path), out)
+    return {
+        "molecules": len(inputs),
+        **result,
+        "exit_code": code,
+        "log": str(log_path),
+        "samples": samples,
+    }
+
+
+async def _watch(
+    args: argparse.Namespace,
+    cluster: LocalCluster,
+    port: int,
+    out: OutputWatcher,
+    consumer: asyncio.subprocess.Process,
+    goal: int,
+) -> list[dict[str, Any]]:
+    """Every second until ``goal`` predictions (or the timeout): the consumer's time since
+    its last poll and the count; two Spot nodes added once the drought is over."""
+    samples: list[dict[str, Any]] = []
+    started, nodes_added = time.monotonic(), False
+    while len(out.ids) < goal and consumer.returncode is None:
+        now = time.monotonic() - started
+        if not nodes_added and now >= args.drought_s:
+            for _ in range(2):  # blocks this process for seconds, not the consumer
+                cluster.add_spot_node(wait=False)
+            nodes_added = True
+        polled = await asyncio.to_thread(_polled_s_ago, port)
+        samples.append({"t_s": now, "polled_s_ago": polled, "predicted": len(out.ids)})
+        if now > args.drought_s + args.timeout_s:
+            break
+        await asyncio.sleep(1.0)
+    return samples
+
+
+def _events(log_path: Path) -> list[dict[str, Any]]:
+    """The consumer's JSON log events before its SIGTERM (the shutdown's own leave is no
+    rebalance)."""
     events = [
         json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
     ]
-    # Only what happened before the SIGTERM: the shutdown's own leave is no rebalance.
     stop_at = next((i for i, e in enumerate(events) if e.get("event") == "shutting down"), None)
-    events = events[:stop_at]
+    return events[:stop_at]
+
+
+def _result(
+    args: argparse.Namespace,
+    samples: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    out: OutputWatcher,
+) -> dict[str, Any]:
+    """What the run shows: predictions, duplicates, rebalances, the longest poll gap."""
     defaults = ConsumerSettings()
     gaps: list[float] = [s["polled_s_ago"] for s in samples if s["polled_s_ago"] is not None]
     return {
-        "molecules": len(inputs),
         "drought_s": args.drought_s,
         "max_poll_interval_s": defaults.max_poll_interval_s,
         "max_in_flight": defaults.max_in_flight,
@@ -93,9 +127,6 @@ async def _run(
         ),
         "max_polled_s_ago": max(gaps),
         "done_s": samples[-1]["t_s"],
-        "exit_code": code,
-        "log": str(log_path),
-        "samples": samples,
     }
 
 

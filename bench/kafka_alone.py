@@ -18,7 +18,7 @@ from schemas.kafka import ProducerSettings
 from tests.harness import publish_raw
 
 if TYPE_CHECKING:
-    from bench.throughput import Env
+    from bench.end_to_end import Env
 
 
 async def kafka_alone(env: Env, topic: str, molecules: list[Molecule]) -> dict[str, Any]:

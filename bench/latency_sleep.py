@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import latency
+from bench.end_to_end import Env, end_to_end
 from bench.harness import create_topics, nci_repeated
 from bench.runner import machine_info
-from bench.throughput import Env, end_to_end
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.ops.logs import configure_logging

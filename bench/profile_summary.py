@@ -24,7 +24,16 @@ DISPATCH = (
 )
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     # The bench's own work (its entry point is at the root of every stack: not a marker).
-    ("bench", ("bench/harness.py", "bench/pool_scale/run.py", "bench/floor.py", "psutil/")),
+    (
+        "bench",
+        (
+            "bench/harness.py",
+            "bench/pool_scale/run.py",
+            "bench/pool_scale/probe.py",
+            "bench/floor.py",
+            "psutil/",
+        ),
+    ),
     ("waiting (select)", ("EpollSelector.select",)),
     ("Ray call submit (the floor has it)", ("ActorMethod.remote", "ActorMethod._remote")),
     ("Ray, other", ("ray/",)),

@@ -14,9 +14,10 @@ import asyncio
 import json
 
 from bench import runner
+from bench.end_to_end import Env, end_to_end
 from bench.harness import nci_repeated
 from bench.kafka_alone import kafka_alone
-from bench.throughput import ZERO_COST, Env, end_to_end
+from bench.throughput import ZERO_COST
 
 
 async def measure(env: Env, molecules: int, topic: str = "zero-cost") -> dict[str, float]:

@@ -2,22 +2,20 @@
 event loop.
 
 Every request runs in a thread and is retried with backoff while the registry is away
-(logged, counted through ``on_error``); writer schemas are cached by id and GUID after their
-first fetch and admitted (:mod:`schemas.admission`) once, so decoding a record whose schema is
+(:mod:`schemas.registry_calls`); writer schemas are cached by id and GUID after their first
+fetch and admitted once (:mod:`schemas.registry_cache`), so decoding a record whose schema is
 known makes no registry call at all. Concurrent fetches of one schema share one request.
-A schema the registry does not have (or refuses to give) is remembered for
-:data:`MISSING_TTL_S`; credentials it refuses are a :class:`RegistryAuthError`, never waited
-out.
+A schema the registry does not have (or refuses to give) is remembered for a while;
+credentials it refuses are a :class:`RegistryAuthError`, never waited out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import structlog
 from confluent_kafka.schema_registry import (
@@ -26,7 +24,6 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryError,
 )
 
-from schemas.admission import admit
 from schemas.errors import (
     DecodeError,
     IncompatibleSchemaError,
@@ -36,46 +33,15 @@ from schemas.errors import (
     UnknownSchemaError,
 )
 from schemas.framing import SchemaRef, describe_ref
+from schemas.registry_cache import WriterCache
+from schemas.registry_calls import AUTH_STATUSES, NOT_FOUND, RegistryCalls, status
 from schemas.registry_settings import RegistrySettings
-from schemas.token_sources import TokenRefusedError
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
 
 COMPATIBILITY = "BACKWARD"
 """What molstream's subjects get unless they have a level of their own: a new schema
 version must read every record written with the previous one."""
-
-MISSING_TTL_S = 60.0
-"""How long an id the registry answered "not found" (or another client error) for stays
-unknown without asking again: records naming it cost one request a minute, not one each,
-and a schema registered meanwhile is found within a minute."""
-
-_NOT_FOUND = 404
-_AUTH_STATUSES = frozenset({401, 403})
-_TRANSIENT_STATUSES = frozenset({408, 425, 429})
-
-
-class RegistryUnavailableError(RegistryError):
-    """Raised when the registry stayed unreachable for longer than the caller would wait."""
-
-
-def _status(exc: Exception) -> int | None:
-    return exc.http_status_code if isinstance(exc, SchemaRegistryError) else None
-
-
-def _not_found(exc: Exception) -> bool:
-    return _status(exc) == _NOT_FOUND
-
-
-def _transient(exc: Exception) -> bool:
-    if isinstance(exc, SchemaRegistryError):
-        status = exc.http_status_code
-        return status >= 500 or status in _TRANSIENT_STATUSES or status < 0
-    # The network (refused, reset, timed out, a failed TLS handshake) or a garbled answer:
-    # waiting is right for both, a record's schema cannot be known any other way.
-    return True
 
 
 def subject_of(topic: str) -> str:
@@ -106,15 +72,16 @@ class SchemaRegistry:
             raise ValueError("no --schema-registry-url")
         self.url = settings.schema_registry_url
         self._settings = settings
-        self._on_error = on_error
-        self._give_up_after_s = math.inf if give_up_after_s is None else give_up_after_s
-        self._backoff_max_s = backoff_max_s
-        self._clock = clock
+        self._call = RegistryCalls(
+            self.url,
+            on_error=on_error,
+            refuse=self._refuse,
+            give_up_after_s=give_up_after_s,
+            backoff_max_s=backoff_max_s,
+        )
+        self._cache = WriterCache(clock)
         self._new_client = client
         self._client: SchemaRegistryClient | None = None
-        self._writers: dict[SchemaRef, dict[str, Any]] = {}
-        self._unusable: dict[SchemaRef, DecodeError] = {}  # why a schema cannot be read
-        self._missing: dict[SchemaRef, tuple[float, DecodeError]] = {}  # until when, why
         self._refused: asyncio.Future[None] | None = None
         self._fetching: dict[SchemaRef, asyncio.Task[dict[str, Any]]] = {}
 
@@ -146,16 +113,7 @@ class SchemaRegistry:
     def cached(self, ref: SchemaRef) -> dict[str, Any] | None:
         """The writer schema ``ref`` names if it was fetched before; never a request.
         Raises the :class:`DecodeError` of one found unusable, or missing (for a while)."""
-        unusable = self._unusable.get(ref)
-        if unusable is not None:
-            raise unusable.with_traceback(None)  # raised again and again: keep no frames
-        missing = self._missing.get(ref)
-        if missing is not None:
-            until, error = missing
-            if self._clock() < until:
-                raise error.with_traceback(None)
-            del self._missing[ref]
-        return self._writers.get(ref)
+        return self._cache.get(ref)
 
     async def refused(self) -> None:
         """Wait until the registry refuses molstream's credentials for a schema fetch, then
@@ -188,7 +146,7 @@ class SchemaRegistry:
         try:
             latest = await self._call("get_latest_version", client.get_latest_version, subject)
         except SchemaRegistryError as exc:
-            if not _not_found(exc):
+            if status(exc) != NOT_FOUND:
                 raise self._refusal(exc) from exc
             log.info("subject has no schema yet", subject=subject)
             return
@@ -196,7 +154,7 @@ class SchemaRegistry:
         try:
             for ref in refs:
                 if ref is not None:
-                    self._remember(ref, latest.schema)
+                    self._cache.remember(ref, latest.schema)
         except IncompatibleSchemaError as exc:
             log.warning("latest schema of the subject is unusable", subject=subject, error=str(exc))
 
@@ -209,7 +167,7 @@ class SchemaRegistry:
             try:
                 level = await self._call("get_compatibility", client.get_compatibility, subject)
             except SchemaRegistryError as exc:
-                if not _not_found(exc):
+                if status(exc) != NOT_FOUND:
                     raise
                 level = await self._call(
                     "set_compatibility", client.set_compatibility, subject, COMPATIBILITY
@@ -218,7 +176,7 @@ class SchemaRegistry:
                 "register", client.register_schema_full_response, subject, Schema(text, "AVRO")
             )
         except SchemaRegistryError as exc:
-            if _status(exc) in _AUTH_STATUSES:
+            if status(exc) in AUTH_STATUSES:
                 raise self._refusal(exc) from exc
             raise RegistryError(
                 f"schema registry {self.url} refused the schema for {subject}: {exc}"
@@ -250,27 +208,27 @@ class SchemaRegistry:
             schema = await self._call("get_schema", request, arg)
         except SchemaRegistryError as exc:
             raise self._fetch_failed(ref, exc) from exc
-        return self._remember(ref, schema)
+        return self._cache.remember(ref, schema)
 
     def _fetch_failed(self, ref: SchemaRef, exc: SchemaRegistryError) -> Exception:
-        status = exc.http_status_code
-        if status in _AUTH_STATUSES:
+        code = exc.http_status_code
+        if code in AUTH_STATUSES:
             return self._refuse(self._refusal(exc))
         error: DecodeError
-        if status == _NOT_FOUND:
+        if code == NOT_FOUND:
             error = UnknownSchemaError(f"{describe_ref(ref)} is not in {self.url}")
         else:
             error = RegistryRefusedError(
-                f"schema registry {self.url} refused {describe_ref(ref)}: HTTP {status}: "
+                f"schema registry {self.url} refused {describe_ref(ref)}: HTTP {code}: "
                 f"{exc.error_message}"
             )
-        self._missing[ref] = (self._clock() + MISSING_TTL_S, error)
+        self._cache.missing(ref, error)
         return error
 
     def _refusal(self, exc: SchemaRegistryError) -> RegistryAuthError | RegistryError:
         """The error of a refused request: refused credentials named apart, with the
         settings to check (never their values)."""
-        if exc.http_status_code in _AUTH_STATUSES:
+        if exc.http_status_code in AUTH_STATUSES:
             return RegistryAuthError(
                 f"schema registry {self.url} refused molstream's credentials "
                 f"(HTTP {exc.http_status_code}): check {self._settings.credential_options()}"
@@ -282,61 +240,3 @@ class SchemaRegistry:
         if self._refused is not None and not self._refused.done():
             self._refused.set_exception(refusal)
         return refusal
-
-    def _remember(self, ref: SchemaRef, schema: Schema) -> dict[str, Any]:
-        try:
-            parsed = _parse(schema, ref)
-        except IncompatibleSchemaError as exc:
-            self._unusable[ref] = exc
-            raise
-        self._writers[ref] = parsed
-        return parsed
-
-    async def _call(
-        self,
-        operation: str,
-        request: Callable[..., T],
-        *args: Any,
-        retry: Callable[[Exception], bool] = _transient,
-    ) -> T:
-        """``request(*args)`` in a thread, retried with backoff while it fails in a way
-        ``retry`` accepts (by default: transiently); a refusal (a 4xx answer) is raised."""
-        backoff_s = 0.5
-        deadline = time.monotonic() + self._give_up_after_s
-        while True:
-            try:
-                return await asyncio.to_thread(request, *args)
-            except TokenRefusedError as exc:
-                refusal = RegistryAuthError(f"schema registry {self.url}: {exc}")
-                raise self._refuse(refusal) from None
-            except Exception as exc:
-                if not retry(exc):
-                    raise
-                error = exc
-            self._on_error(operation)
-            if time.monotonic() + backoff_s > deadline:
-                raise RegistryUnavailableError(
-                    f"schema registry {self.url} unreachable: {type(error).__name__}: {error}"
-                ) from error
-            log.warning(
-                "schema registry unreachable, will retry",
-                url=self.url,
-                operation=operation,
-                error=f"{type(error).__name__}: {error}",
-                retry_in_s=backoff_s,
-            )
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(self._backoff_max_s, backoff_s * 2)
-
-
-def _parse(schema: Schema, ref: SchemaRef) -> dict[str, Any]:
-    """A registry's schema as a parsed, admitted Avro record schema (not Protobuf, JSON
-    Schema, …, nor one :mod:`schemas.admission` refuses)."""
-    kind = schema.schema_type or "AVRO"
-    if kind != "AVRO":
-        raise IncompatibleSchemaError(f"{describe_ref(ref)} is a {kind} schema, not Avro")
-    if schema.references:
-        raise IncompatibleSchemaError(
-            f"{describe_ref(ref)} uses schema references, which molstream does not resolve"
-        )
-    return admit(schema.schema_str or "", describe_ref(ref))

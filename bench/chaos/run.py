@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -24,10 +23,11 @@ from bench.chaos.analyse import (
     duplicate_runs,
     partition_progress,
     rate,
-    summarise,
 )
 from bench.chaos.consumer_process import ConsumerProcess
 from bench.chaos.render import console
+from bench.chaos.result import summarise
+from bench.chaos.watch import Watch
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.localserver import free_port
 from consumer.dev.raycluster import LocalCluster
@@ -39,50 +39,6 @@ SETTLE_S = 3.0
 SCHEDULE = ("consumer_kill", "node_loss", "broker_freeze", "consumer_kill", "node_loss")
 
 DEFAULT_AT = (8.0, 18.0, 28.0, 38.0, 48.0)
-
-
-class Watch:
-    """The output topic read in a thread of its own (its own event loop), sampled every
-    ``SAMPLE_S``: the main thread may block (Ray adds nodes from the main thread only)."""
-
-    def __init__(self, bootstrap: str, t0: float) -> None:
-        self._bootstrap = bootstrap
-        self._t0 = t0
-        self.samples: list[Sample] = []
-        self.out: OutputWatcher | None = None
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="output-watch", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("output watcher did not start")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive() and self.error is None
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to the main thread
-            self.error = exc
-
-    async def _main(self) -> None:
-        async with OutputWatcher(self._bootstrap) as out:
-            self.out = out
-            self._ready.set()
-            while not self._stop.is_set():
-                if out.failed is not None:
-                    raise RuntimeError(f"output watcher died: {out.failed!r}")
-                self.samples.append(Sample(time.monotonic() - self._t0, len(out.ids), out.total))
-                await asyncio.sleep(SAMPLE_S)
 
 
 class Chaos:
@@ -219,37 +175,9 @@ class Chaos:
         assert watch.out is not None
         out = watch.out
         self.consumer.start()
-        done_at: float | None = None
         try:
-            while self.now() < self.args.timeout_s:
-                time.sleep(SAMPLE_S)
-                if not watch.alive:
-                    raise RuntimeError(f"output watcher stopped: {watch.error!r}")
-                code = self.consumer.poll()
-                if code is not None:
-                    self.anomalies.append(
-                        {"t_s": round(self.now(), 2), "event": "consumer exited", "code": code}
-                    )
-                    console.log(f"[red]consumer exited by itself ({code}); restarting")
-                    self.consumer.start()
-                for fault in self.faults:
-                    self.update_catch_up(fault)
-                if self.distinct >= self.goal:
-                    done_at = next(s.t for s in self.samples if s.distinct >= self.goal)
-                    break
-                if schedule:
-                    kind, at = schedule[0]
-                    progress = 100 * self.distinct / self.goal
-                    if progress >= at and self.ready_for_next():
-                        schedule.pop(0)
-                        self.inject(kind, at)
-            # Let late duplicates arrive: until nothing new for SETTLE_S (bounded).
-            settle_deadline = self.now() + 30
-            last_total, last_change = out.total, self.now()
-            while self.now() - last_change < SETTLE_S and self.now() < settle_deadline:
-                time.sleep(SAMPLE_S)
-                if out.total != last_total:
-                    last_total, last_change = out.total, self.now()
+            done_at = self._drive(watch, schedule)
+            self._settle(out)
             for fault in self.faults:
                 self.update_catch_up(fault)
             console.log("SIGTERM to the consumer")
@@ -258,6 +186,51 @@ class Chaos:
         finally:
             watch.stop()
             self.consumer.kill()
+        return self._result(out, molecules, done_at, shutdown, schedule)
+
+    def _drive(self, watch: Watch, schedule: list[tuple[str, float]]) -> float | None:
+        """Until every molecule is predicted (when that was) or the timeout (None): the
+        consumer restarted if it exits, each fault of ``schedule`` injected in its turn."""
+        while self.now() < self.args.timeout_s:
+            time.sleep(SAMPLE_S)
+            if not watch.alive:
+                raise RuntimeError(f"output watcher stopped: {watch.error!r}")
+            code = self.consumer.poll()
+            if code is not None:
+                self.anomalies.append(
+                    {"t_s": round(self.now(), 2), "event": "consumer exited", "code": code}
+                )
+                console.log(f"[red]consumer exited by itself ({code}); restarting")
+                self.consumer.start()
+            for fault in self.faults:
+                self.update_catch_up(fault)
+            if self.distinct >= self.goal:
+                return next(s.t for s in self.samples if s.distinct >= self.goal)
+            if schedule:
+                kind, at = schedule[0]
+                progress = 100 * self.distinct / self.goal
+                if progress >= at and self.ready_for_next():
+                    schedule.pop(0)
+                    self.inject(kind, at)
+        return None
+
+    def _settle(self, out: OutputWatcher) -> None:
+        """Let late duplicates arrive: until nothing new for SETTLE_S (bounded)."""
+        settle_deadline = self.now() + 30
+        last_total, last_change = out.total, self.now()
+        while self.now() - last_change < SETTLE_S and self.now() < settle_deadline:
+            time.sleep(SAMPLE_S)
+            if out.total != last_total:
+                last_total, last_change = out.total, self.now()
+
+    def _result(
+        self,
+        out: OutputWatcher,
+        molecules: list[Molecule],
+        done_at: float | None,
+        shutdown: dict[str, Any],
+        not_injected: list[tuple[str, float]],
+    ) -> dict[str, Any]:
         counts = Counter(out.ids)
         self.duplicate_detail = duplicate_runs(out.predictions, self.wall_t0)
         self.partitions = partition_progress(out.predictions, self.wall_t0)
@@ -265,7 +238,7 @@ class Chaos:
         invalid = sum(1 for p in out.predictions if p.status is Status.INVALID_INPUT)
         letters = asyncio.run(read_raw(self.broker.bootstrap_servers, self.args.dlq_topic))
         return summarise(
-            self, molecules, counts, failed, invalid, len(letters), done_at, shutdown, schedule
+            self, molecules, counts, failed, invalid, len(letters), done_at, shutdown, not_injected
         )
 
 

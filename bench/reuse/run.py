@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -78,8 +78,25 @@ class Gates:
             self._open[i] = True
 
 
-def _due(arrivals: Sequence[float], opened: Sequence[bool], now: float) -> list[int]:
-    return [i for i, at in enumerate(arrivals) if not opened[i] and now >= at]
+class _Arrivals:
+    """The nodes' arrival times on a schedule: each node's gate opened once its time has
+    come, and when that was (``since_t0``, read after the gate opened)."""
+
+    def __init__(self, gates: Gates, at: Sequence[float], since_t0: Callable[[], float]) -> None:
+        self._gates = gates
+        self._at = at
+        self._since_t0 = since_t0
+        self.opened = [False] * len(at)
+        self.arrived = [float("nan")] * len(at)
+
+    def open_due(self) -> None:
+        """Open the gate of every node whose arrival time has passed."""
+        now = self._since_t0()
+        for i, at in enumerate(self._at):
+            if not self.opened[i] and now >= at:
+                self._gates.open(i)
+                self.opened[i] = True
+                self.arrived[i] = self._since_t0()
 
 
 def load_and_predict(options: dict[str, str], smiles: str) -> tuple[str, float, float]:
@@ -101,19 +118,14 @@ def run_approach1(schedule: Schedule, tu_s: float, options: dict[str, str]) -> M
         wait_for_spot_nodes(nodes)
         gates = Gates(nodes)
         task = ray.remote(num_cpus=1, resources={SPOT_RESOURCE: 1}, max_retries=0)(load_and_predict)
-        arrivals = schedule.arrival_s(tu_s)
-        arrived = [float("nan")] * nodes
-        opened = [False] * nodes
         t0 = time.time()
+        arrivals = _Arrivals(gates, schedule.arrival_s(tu_s), lambda: time.time() - t0)
         pending = [task.remote(options, SMILES) for _ in range(nodes)]
         results: list[tuple[str, float, float]] = []
         end = 0.0
         deadline = t0 + 120
         while pending:
-            for i in _due(arrivals, opened, time.time() - t0):
-                gates.open(i)
-                opened[i] = True
-                arrived[i] = time.time() - t0
+            arrivals.open_due()
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.005)
             if ready:
                 end = time.time() - t0
@@ -121,7 +133,7 @@ def run_approach1(schedule: Schedule, tu_s: float, options: dict[str, str]) -> M
             if time.time() > deadline:
                 raise TimeoutError("Approach 1 did not finish in 120 s")
         work = [Work(gates.index(n), s - t0, e - t0) for n, s, e in results]
-        return measure("approach1", schedule, tu_s, work, end, arrived)
+        return measure("approach1", schedule, tu_s, work, end, arrivals.arrived)
 
 
 class _Recorder(Hooks):
@@ -151,17 +163,13 @@ class _Recorder(Hooks):
         self.last_ack = time.time() - self.t0
 
 
-async def _pool_job(
-    schedule: Schedule,
-    tu_s: float,
-    options: dict[str, str],
-    bootstrap: str,
-    gates: Gates,
-    min_workers: int | None,
-) -> Measured:
+def _pool_settings(
+    schedule: Schedule, options: dict[str, str], bootstrap: str, min_workers: int | None
+) -> ConsumerSettings:
+    """The service of one draw: topics and group of its own, a worker per Spot node."""
     nodes = len(schedule.provision_tu)
     tag = f"s{schedule.max_start_tu:g}-d{schedule.draw}-{os.getpid()}-{time.time_ns()}"
-    settings = ConsumerSettings(
+    return ConsumerSettings(
         bootstrap_servers=bootstrap,
         input_topic=f"reuse-in-{tag}",
         output_topic=f"reuse-out-{tag}",
@@ -177,21 +185,28 @@ async def _pool_job(
         batch_wait_ms=0,
         log_level="warning",
     )
+
+
+async def _pool_job(
+    schedule: Schedule,
+    tu_s: float,
+    options: dict[str, str],
+    bootstrap: str,
+    gates: Gates,
+    min_workers: int | None,
+) -> Measured:
+    nodes = len(schedule.provision_tu)
+    settings = _pool_settings(schedule, options, bootstrap, min_workers)
     await create_topics(bootstrap, [settings.input_topic])
     molecules = [Molecule(id=f"input-{i}", smiles=SMILES) for i in range(nodes)]
-    arrivals = schedule.arrival_s(tu_s)
-    arrived = [float("nan")] * nodes
-    opened = [False] * nodes
     recorder = _Recorder(time.time())
+    arrivals = _Arrivals(gates, schedule.arrival_s(tu_s), lambda: time.time() - recorder.t0)
     processor = StreamProcessor(settings, hooks=recorder)
     recorder.worker_pool = processor.pool
 
     async def arrive() -> None:
-        while not all(opened):
-            for i in _due(arrivals, opened, time.time() - recorder.t0):
-                gates.open(i)
-                opened[i] = True
-                arrived[i] = time.time() - recorder.t0
+        while not all(arrivals.opened):
+            arrivals.open_due()
             await asyncio.sleep(0.005)
 
     nodes_task: asyncio.Task[None] | None = None
@@ -215,7 +230,7 @@ async def _pool_job(
             nodes_task.cancel()
     work = [Work(gates.index(n), s, e) for n, s, e in recorder.batches]
     measured = measure(
-        "molstream", schedule, tu_s, work, recorder.last_ack, arrived, recorder.first_fetch
+        "molstream", schedule, tu_s, work, recorder.last_ack, arrivals.arrived, recorder.first_fetch
     )
     measured.group_join_s = join_s
     measured.worker_seconds = worker_s - worker_s_at_t0

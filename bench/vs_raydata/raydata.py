@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -26,6 +26,9 @@ from consumer.dev.raycluster import SPOT_RESOURCE
 from consumer.models.reference import ReferenceModel
 from schemas import MOLECULE_CODEC, PREDICTION_CODEC, Prediction
 from tests.harness import connected_cluster
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 
 class Predict:
@@ -145,6 +148,45 @@ def choose_reader(requested: str, bootstrap: str, count: int) -> tuple[str, str]
     return "read_kafka", f"the high watermarks cover the {count} published records"
 
 
+def _dataset(reader: str, bootstrap: str, count: int, t0: float) -> tuple[Dataset, float | None]:
+    """The input topic as a Ray dataset, and how long reading it took (None for
+    ``read_kafka``, which reads as the job runs)."""
+    import ray
+
+    if reader == "read_kafka":
+        # Zero CPUs: the actor pool holds every CPU of the cluster, and a read task waiting
+        # for one would wait forever.
+        return ray.data.read_kafka(INPUT_TOPIC, bootstrap_servers=bootstrap, num_cpus=0), None
+    rows = asyncio.run(read_topic(bootstrap, count))
+    read_s = time.time() - t0
+    return ray.data.from_items(rows), read_s
+
+
+def _predict_and_send(
+    ds: Dataset, bootstrap: str, topic: str, workers: int, batch_size: int
+) -> int:
+    """Run the job over ``ds``: predict on ``workers`` Spot actors, send to ``topic``; the
+    number of predictions sent."""
+    import ray
+
+    predictions = ds.map_batches(
+        Predict,
+        fn_constructor_kwargs={"topic": INPUT_TOPIC},
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
+        resources={SPOT_RESOURCE: 1},
+    )
+    sent_counts = predictions.map_batches(
+        KafkaSink,
+        fn_constructor_kwargs={"bootstrap": bootstrap, "topic": topic},
+        batch_size=None,
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=0,
+    )
+    return sum(int(b["sent"].sum()) for b in sent_counts.iter_batches(batch_size=None))
+
+
 def run_raydata(
     bootstrap: str,
     broker_pid: int,
@@ -166,32 +208,8 @@ def run_raydata(
         try:
             with MemorySampler({broker_pid, watcher.proc.pid}) as sampler:
                 t0 = time.time()
-                read_s: float | None = None
-                if reader == "read_kafka":
-                    # Zero CPUs: the actor pool holds every CPU of the cluster, and a read
-                    # task waiting for one would wait forever.
-                    ds = ray.data.read_kafka(INPUT_TOPIC, bootstrap_servers=bootstrap, num_cpus=0)
-                else:
-                    rows = asyncio.run(read_topic(bootstrap, count))
-                    read_s = time.time() - t0
-                    ds = ray.data.from_items(rows)
-                    del rows
-                predictions = ds.map_batches(
-                    Predict,
-                    fn_constructor_kwargs={"topic": INPUT_TOPIC},
-                    batch_size=batch_size,
-                    compute=ray.data.ActorPoolStrategy(size=workers),
-                    num_cpus=1,
-                    resources={SPOT_RESOURCE: 1},
-                )
-                sent_counts = predictions.map_batches(
-                    KafkaSink,
-                    fn_constructor_kwargs={"bootstrap": bootstrap, "topic": topic},
-                    batch_size=None,
-                    compute=ray.data.ActorPoolStrategy(size=1),
-                    num_cpus=0,
-                )
-                sent = sum(int(b["sent"].sum()) for b in sent_counts.iter_batches(batch_size=None))
+                ds, read_s = _dataset(reader, bootstrap, count, t0)
+                sent = _predict_and_send(ds, bootstrap, topic, workers, batch_size)
                 driver_done = time.time() - t0
             return measured(
                 "ray_data",

@@ -29,7 +29,8 @@ from schemas.errors import (
     UnknownSchemaError,
 )
 from schemas.framing import VALUE_SCHEMA_ID_HEADER
-from schemas.registry import RegistryUnavailableError, SchemaRegistry
+from schemas.registry import SchemaRegistry
+from schemas.registry_calls import RegistryUnavailableError
 from schemas.registry_settings import RegistrySettings
 from schemas.wire import Decoder, Encoder, SchemaPendingError
 from tests.integration.registry_helpers import molecule_serializer, serialize

@@ -18,7 +18,8 @@ from schemas.errors import (
     RegistryRefusedError,
     UnknownSchemaError,
 )
-from schemas.registry import MISSING_TTL_S, SchemaRegistry
+from schemas.registry import SchemaRegistry
+from schemas.registry_cache import MISSING_TTL_S
 from schemas.registry_settings import RegistrySettings
 from schemas.token_sources import TokenRefusedError
 from schemas.wire import WriterSchemas
