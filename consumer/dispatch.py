@@ -133,9 +133,8 @@ class Dispatcher:
                 break
             self._ledger.progress.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._ledger.progress.wait(), min(remaining, DRAIN_RECHECK_S)
-                )
+                async with asyncio.timeout(min(remaining, DRAIN_RECHECK_S)):
+                    await self._ledger.progress.wait()
         if busy():
             log.warning("in-flight work not finished in time", timeout_s=timeout_s)
             if partitions is None:

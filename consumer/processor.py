@@ -120,7 +120,8 @@ class StreamProcessor(Lifecycle):
         # Subscribe after start (by the caller): start() then returns once connected, not
         # after the first group join, which may take longer than a broker call should.
         try:
-            await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
+            async with asyncio.timeout(self.settings.broker_timeout_s):
+                await self.consumer.start()
         except BaseException:
             await self.consumer.stop()
             self.consumer = group_consumer(self.settings)  # a stopped one cannot start again
@@ -185,7 +186,8 @@ class StreamProcessor(Lifecycle):
 
     async def _leave_group(self) -> None:
         try:
-            await asyncio.wait_for(self.consumer.stop(), self.settings.broker_timeout_s)
+            async with asyncio.timeout(self.settings.broker_timeout_s):
+                await self.consumer.stop()
         except TimeoutError:
             log.warning("consumer did not leave the group in time")
 

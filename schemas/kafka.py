@@ -164,7 +164,8 @@ class ProducerSettings(KafkaSettings):
 
         producer = AIOKafkaProducer(**self.producer_kwargs())
         try:
-            await asyncio.wait_for(producer.start(), self.broker_timeout_s)
+            async with asyncio.timeout(self.broker_timeout_s):
+                await producer.start()
         except BaseException:
             await producer.stop()
             raise

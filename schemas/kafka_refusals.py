@@ -121,8 +121,8 @@ async def probe_login(kafka: KafkaSettings) -> str | None:
     for server in servers:
         host, _, port = server.strip().rpartition(":")
         try:
-            connecting = create_conn(host, int(port), **kwargs)
-            conn = await asyncio.wait_for(connecting, kafka.broker_timeout_s)
+            async with asyncio.timeout(kafka.broker_timeout_s):
+                conn = await create_conn(host, int(port), **kwargs)
         except (OSError, TimeoutError):
             continue
         except Exception as exc:

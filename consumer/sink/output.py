@@ -84,7 +84,8 @@ class Output(Lifecycle):
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                await asyncio.wait_for(producer.stop(), self._kafka.broker_timeout_s)
+                async with asyncio.timeout(self._kafka.broker_timeout_s):
+                    await producer.stop()
             except TimeoutError:
                 log.warning("producer did not flush in time")
 
