@@ -170,7 +170,13 @@ class StreamProcessor(Lifecycle):
             task.cancel()
         await asyncio.gather(*routines[1:], return_exceptions=True)
         await self.output.stop()
-        await self.pipeline.committer.commit()
+        try:  # a refused commit ends the process, but only once the rest is shut down too
+            await self.pipeline.committer.commit()
+        finally:
+            await self._after_commit(ray_lost)
+
+    async def _after_commit(self, ray_lost: bool) -> None:
+        """Steps 5 and 6 of :meth:`stop`."""
         await self._leave_group()
         if self.tracer is not None:  # bounded by the exporter's timeout (OTEL_*_TIMEOUT)
             await asyncio.to_thread(self.tracer.shutdown)

@@ -69,6 +69,7 @@ class FakeConsumer:
         self.fetch_errors: list[Exception] = []
         self.commit_errors: list[Exception] = []
         self.slipped: dict[TopicPartition, list[Record]] = {}
+        self.stopped = False
         self.answered: Callable[[str], None] = lambda call: None
 
     def add(self, tp: TopicPartition, records: Sequence[Record]) -> None:
@@ -121,6 +122,10 @@ class FakeConsumer:
             raise self.commit_errors.pop(0)
         self.commits.append(dict(offsets))
         self.answered("commit")
+
+    async def stop(self) -> None:
+        """Leave the group."""
+        self.stopped = True
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         self.answered("end_offsets")
