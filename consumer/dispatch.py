@@ -31,6 +31,7 @@ from consumer.state.jobs import Job, Jobs
 from consumer.state.ledger import Ledger
 from consumer.state.throughput import Throughput
 from consumer.state.work_messages import OutputSpec
+from schemas.kafka_refusals import is_refusal
 
 if TYPE_CHECKING:
     from consumer.ops.tracing import Tracer
@@ -192,6 +193,8 @@ class Settler:
             job.publishing = True  # from here on a revoke waits for it
             await traced.stage(self._tracer, "molstream.produce", self._sink.publish([computed]))
         except Exception as exc:
+            if is_refusal(exc):  # a right withdrawn, no record's fault: Output.refused ends
+                raise  # the process; its records stay uncommitted, never dead-lettered
             # The batch's output could not be made or sent (a record the broker refuses for
             # good): its inputs become dead letters instead, and no revoke may take it back.
             job.publishing = True
