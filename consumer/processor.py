@@ -104,9 +104,11 @@ class StreamProcessor(Lifecycle):
             asyncio.create_task(self.pipeline.intake.fetch_routine(), name="fetch"),
             asyncio.create_task(self.pipeline.committer.commit_routine(), name="commit"),
             asyncio.create_task(self.ray_watchdog.watch(), name="ray-watchdog"),
-            # a right to write the output or dead-letter topic withdrawn: exit
-            asyncio.create_task(self.output.refused(), name="output"),
+            asyncio.create_task(self.output.refused(), name="output"),  # write refused: exit
         ]
+        token_provider = self.settings.kafka_token_provider()
+        if token_provider is not None:  # a token refused on a reconnect: exit
+            self._routines.append(asyncio.create_task(token_provider.refused(), name="token"))
         if self.registry is not None:  # credentials refused for a record's schema: exit
             self._routines.append(asyncio.create_task(self.registry.refused(), name="registry"))
         for routine in self._routines:

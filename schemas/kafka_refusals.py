@@ -93,8 +93,10 @@ def refusal_message(kafka: KafkaSettings, exc: BaseException) -> str | None:
     """The one line for a refusal, or None if ``exc`` is not one."""
     if isinstance(exc, KafkaAuthError):
         return str(exc)
-    if isinstance(exc, TokenRefusedError):
-        return f"Kafka authentication failed: no token: {exc}"
+    # A token refused in a login comes as the SASL failure aiokafka handles (kafka_token).
+    token = exc.__cause__ if isinstance(exc, SaslAuthenticationFailed) else exc
+    if isinstance(token, TokenRefusedError):
+        return f"Kafka authentication failed: no token: {token}"
     if isinstance(exc, _AUTHENTICATION) or _scram_refused(exc):
         reason = "a SCRAM error reply" if _scram_refused(exc) else type(exc).__name__
         return (

@@ -344,3 +344,47 @@ async def test_the_fetch_routine_retries_an_outage_and_ends_at_a_refusal() -> No
     assert consumer.calls == 2
     line = refusal_message(SASL, TopicAuthorizationFailedError("molecules"))
     assert line is not None and "--sasl-username" in line
+
+
+class _RotatedSecret:
+    """A token source whose client secret is rotated after the first token."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def token(self) -> str:
+        self.asked += 1
+        if self.asked > 1:
+            raise TokenRefusedError("OIDC token endpoint refused the client credentials")
+        return "t1"
+
+
+async def test_a_token_refused_on_a_reconnect_fails_the_login_and_is_raised_by_refused() -> None:
+    """Review finding 1: the OIDC client secret is rotated after start-up. The reconnect's
+    token fails as a SASL failure (a KafkaError: aiokafka handles it as a failed connection
+    instead of its fetcher dying unseen), and ``refused`` (a routine of the service) raises
+    the refusal, whose line says no token."""
+    provider = KafkaTokenProvider(_RotatedSecret())
+    watching = asyncio.create_task(provider.refused())
+    assert await provider.token() == "t1"
+    with pytest.raises(SaslAuthenticationFailed) as login:
+        await provider.token()
+    with pytest.raises(TokenRefusedError):
+        await asyncio.wait_for(watching, 1.0)
+    line = refusal_message(SASL, login.value)
+    assert line is not None and line.startswith("Kafka authentication failed: no token: OIDC")
+
+
+def test_every_client_of_the_settings_shares_one_token_provider() -> None:
+    """The provider ``molstream consume`` watches is the one its clients log in with."""
+    settings = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider="oidc",
+        **OIDC,
+    )
+    provider = settings.kafka_token_provider()
+    assert provider is not None
+    assert settings.client_kwargs()["sasl_oauth_token_provider"] is provider
+    assert settings.client_kwargs()["sasl_oauth_token_provider"] is provider
+    assert KafkaSettings().kafka_token_provider() is None
