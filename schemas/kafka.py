@@ -7,6 +7,7 @@ the other.
 
 from __future__ import annotations
 
+import ssl
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -101,15 +102,7 @@ class KafkaSettings(AuthSettings):
             "security_protocol": self.security_protocol,
         }
         if "SSL" in self.security_protocol:
-            from aiokafka.helpers import create_ssl_context
-
-            password = self.ssl_keyfile_password
-            kwargs["ssl_context"] = create_ssl_context(
-                cafile=self.ssl_cafile,
-                certfile=self.ssl_certfile,
-                keyfile=self.ssl_keyfile,
-                password=None if password is None else password.get_secret_value(),
-            )
+            kwargs["ssl_context"] = self._ssl_context()
         if self.security_protocol.startswith("SASL"):
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             if self.sasl_oauth_token_provider is not None:
@@ -119,6 +112,26 @@ class KafkaSettings(AuthSettings):
                 kwargs["sasl_plain_username"] = self.sasl_username
                 kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return kwargs
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        from aiokafka.helpers import create_ssl_context
+
+        from schemas.kafka_refusals import KafkaCredentialsError
+
+        password = self.ssl_keyfile_password
+        try:
+            context: ssl.SSLContext = create_ssl_context(
+                cafile=self.ssl_cafile,
+                certfile=self.ssl_certfile,
+                keyfile=self.ssl_keyfile,
+                password=None if password is None else password.get_secret_value(),
+            )
+        except ssl.SSLError as exc:  # an OSError: it would pass for an unreachable broker
+            raise KafkaCredentialsError(
+                f"Kafka TLS client certificate unusable ({exc.reason or exc}): check "
+                "--ssl-certfile, --ssl-keyfile and MOLSTREAM_SSL_KEYFILE_PASSWORD"
+            ) from None
+        return context
 
     def kafka_token_provider(self) -> KafkaTokenProvider | None:
         """The OAUTHBEARER token provider every client of these settings shares (one token

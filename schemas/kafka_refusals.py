@@ -47,15 +47,21 @@ _AUTHORIZATION = {
     TransactionalIdAuthorizationFailed: "the transactional id",
 }
 
-KAFKA_FAILURES = (KafkaError, OSError, TimeoutError, KeyError, TokenRefusedError)
-"""What connecting or talking to Kafka may raise, refusals included (see :func:`is_refusal`)."""
-
 _AIOKAFKA_CONN = os.path.join("aiokafka", "conn.py")
 
 
 class KafkaAuthError(Exception):
     """Raised when the brokers refuse molstream's login or its rights: one line naming the
     settings to check. Never retried."""
+
+
+class KafkaCredentialsError(KafkaAuthError):
+    """Raised when molstream's own TLS client certificate cannot be used (a key its password
+    does not open, a key that does not match the certificate): refused before any broker."""
+
+
+KAFKA_FAILURES = (KafkaError, OSError, TimeoutError, KeyError, TokenRefusedError, KafkaAuthError)
+"""What connecting or talking to Kafka may raise, refusals included (see :func:`is_refusal`)."""
 
 
 def _scram_refused(exc: BaseException) -> bool:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 import time
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import trustme
+import typer
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
@@ -30,7 +30,13 @@ from consumer.intake.group_client import until_connected
 from consumer.state.items import Item
 from consumer.state.ledger import Ledger
 from schemas.kafka import KafkaSettings
-from schemas.kafka_refusals import KafkaAuthError, is_refusal, refusal_message
+from schemas.kafka_refusals import (
+    KafkaAuthError,
+    KafkaCredentialsError,
+    exit_if_refused,
+    is_refusal,
+    refusal_message,
+)
 from schemas.kafka_token import KafkaTokenProvider
 from schemas.registry_settings import RegistrySettings
 from schemas.token_sources import TokenRefusedError
@@ -175,10 +181,19 @@ def test_encrypted_client_key_is_opened_with_its_password(
     )
     assert settings.client_kwargs()["ssl_context"] is not None
     monkeypatch.setenv("MOLSTREAM_SSL_KEYFILE_PASSWORD", "wrong")
-    with pytest.raises(ssl.SSLError):
-        KafkaSettings(
-            security_protocol="SSL", ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)
-        ).client_kwargs()
+    wrong = KafkaSettings(
+        security_protocol="SSL", ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)
+    )
+    # Review finding 7: one line naming the settings (never the password), and a refusal
+    # (exit 2), not an ssl.SSLError that would pass for an unreachable broker (an OSError).
+    with pytest.raises(KafkaCredentialsError) as info:
+        wrong.client_kwargs()
+    line = refusal_message(wrong, info.value)
+    assert line is not None and "\n" not in line and "wrong" not in line
+    assert "--ssl-certfile, --ssl-keyfile and MOLSTREAM_SSL_KEYFILE_PASSWORD" in line
+    with pytest.raises(typer.Exit) as exited:  # produce, results, redrive
+        exit_if_refused(wrong, info.value)
+    assert exited.value.exit_code == 2
 
 
 # -- the Schema Registry --------------------------------------------------------------------
