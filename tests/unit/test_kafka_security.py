@@ -85,6 +85,10 @@ OIDC: dict[str, Any] = {
             {"security_protocol": "SSL", "ssl_keyfile_password": "pw"},
             "MOLSTREAM_SSL_KEYFILE_PASSWORD without --ssl-keyfile",
         ),
+        (  # review finding 8: aiokafka would ignore the key
+            {"security_protocol": "SSL", "ssl_keyfile": "k.pem"},
+            "--ssl-keyfile without --ssl-certfile",
+        ),
         (
             {"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password": "p"},
             "--sasl-mechanism PLAIN under --security-protocol SASL_PLAINTEXT sends the password "
@@ -146,6 +150,27 @@ def test_oidc_token_url_over_http_is_refused() -> None:
             **oauth,
             **{**OIDC, "oidc_token_url": "http://idp.example/token"},
         )
+
+
+def test_oidc_token_url_with_credentials_is_refused_without_echoing_it() -> None:
+    """Review finding 8: the token URL is put in messages; its credentials must not be."""
+    oauth: dict[str, Any] = {"sasl_mechanism": "OAUTHBEARER", "sasl_oauth_token_provider": "oidc"}
+    with pytest.raises(ValidationError, match="credentials in the URL are refused") as info:
+        KafkaSettings(
+            security_protocol="SASL_SSL",
+            **oauth,
+            **{**OIDC, "oidc_token_url": "https://id:hunter2@idp.example/token"},
+        )
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_logical_cluster_with_a_bearer_token_is_accepted() -> None:
+    settings = RegistrySettings(
+        schema_registry_url="https://registry.example",
+        schema_registry_bearer_token="t",
+        schema_registry_logical_cluster="lsrc-1",
+    )
+    assert settings.schema_registry_logical_cluster == "lsrc-1"
 
 
 def test_oauthbearer_client_kwargs_carry_a_token_provider() -> None:
@@ -236,6 +261,16 @@ def test_registry_secrets_over_http_are_refused(settings: dict[str, Any], messag
             "choose one way to authenticate",
         ),
         ({"schema_registry_key_file": "k.pem"}, "without --schema-registry-cert-file"),
+        # review finding 8: the logical cluster goes only with a bearer token
+        ({"schema_registry_logical_cluster": "lsrc-1"}, "sent only with a bearer token"),
+        (
+            {
+                "schema_registry_user": "svc",
+                "schema_registry_password": "p",
+                "schema_registry_logical_cluster": "lsrc-1",
+            },
+            "sent only with a bearer token",
+        ),
         ({"schema_registry_token_provider": "aws-msk-iam"}, "Kafka's only"),
         ({"schema_registry_token_provider": "oidc"}, "needs --oidc-token-url"),
     ],
