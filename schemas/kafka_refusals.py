@@ -122,15 +122,14 @@ def refusal_message(kafka: KafkaSettings, exc: BaseException) -> str | None:
 async def probe_login(kafka: KafkaSettings) -> str | None:
     """Log in to each bootstrap server directly (no bootstrap to hide the answer): the
     refusal's line, or None if a server accepts the login or none can be reached."""
-    from aiokafka.conn import create_conn
+    from aiokafka.conn import collect_hosts, create_conn
 
     kwargs = kafka.client_kwargs()
-    servers = kwargs.pop("bootstrap_servers").split(",")
-    for server in servers:
-        host, _, port = server.strip().rpartition(":")
+    # aiokafka's own parsing: a bracketed IPv6 address, a host without a port
+    for host, port, _ in collect_hosts(kwargs.pop("bootstrap_servers"), randomize=False):
         try:
             async with asyncio.timeout(kafka.broker_timeout_s):
-                conn = await create_conn(host, int(port), **kwargs)
+                conn = await create_conn(host, port, **kwargs)
         except (OSError, TimeoutError):
             continue
         except Exception as exc:

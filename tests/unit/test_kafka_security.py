@@ -35,6 +35,7 @@ from schemas.kafka_refusals import (
     KafkaCredentialsError,
     exit_if_refused,
     is_refusal,
+    probe_login,
     refusal_message,
 )
 from schemas.kafka_token import KafkaTokenProvider
@@ -438,3 +439,23 @@ def test_every_client_of_the_settings_shares_one_token_provider() -> None:
     assert settings.client_kwargs()["sasl_oauth_token_provider"] is provider
     assert settings.client_kwargs()["sasl_oauth_token_provider"] is provider
     assert KafkaSettings().kafka_token_provider() is None
+
+
+async def test_probe_login_reaches_a_bracketed_ipv6_bootstrap_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review, minor: ``[::1]:9093`` is probed at host ``::1``, port 9093 (split by hand,
+    the host was ``[::1]`` and never reached), and its refusal is told."""
+    import aiokafka.conn
+
+    asked: list[tuple[str, int]] = []
+
+    async def refusing(host: str, port: int, **kwargs: Any) -> None:
+        asked.append((host, port))
+        raise SaslAuthenticationFailed()
+
+    monkeypatch.setattr(aiokafka.conn, "create_conn", refusing)
+    settings = SASL.model_copy(update={"bootstrap_servers": "[::1]:9093,kafka"})
+    line = await probe_login(settings)
+    assert asked == [("::1", 9093)]
+    assert line is not None and line.startswith("Kafka authentication failed")
