@@ -31,6 +31,7 @@ from consumer.state.jobs import Job, Jobs
 from consumer.state.ledger import Ledger
 from consumer.state.throughput import Throughput
 from consumer.state.work_messages import OutputSpec
+from schemas.kafka_refusals import is_refusal
 
 if TYPE_CHECKING:
     from consumer.ops.tracing import Tracer
@@ -133,9 +134,8 @@ class Dispatcher:
                 break
             self._ledger.progress.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._ledger.progress.wait(), min(remaining, DRAIN_RECHECK_S)
-                )
+                async with asyncio.timeout(min(remaining, DRAIN_RECHECK_S)):
+                    await self._ledger.progress.wait()
         if busy():
             log.warning("in-flight work not finished in time", timeout_s=timeout_s)
             if partitions is None:
@@ -193,6 +193,8 @@ class Settler:
             job.publishing = True  # from here on a revoke waits for it
             await traced.stage(self._tracer, "molstream.produce", self._sink.publish([computed]))
         except Exception as exc:
+            if is_refusal(exc):  # a right withdrawn, no record's fault: Output.refused ends
+                raise  # the process; its records stay uncommitted, never dead-lettered
             # The batch's output could not be made or sent (a record the broker refuses for
             # good): its inputs become dead letters instead, and no revoke may take it back.
             job.publishing = True

@@ -104,7 +104,11 @@ class StreamProcessor(Lifecycle):
             asyncio.create_task(self.pipeline.intake.fetch_routine(), name="fetch"),
             asyncio.create_task(self.pipeline.committer.commit_routine(), name="commit"),
             asyncio.create_task(self.ray_watchdog.watch(), name="ray-watchdog"),
+            asyncio.create_task(self.output.refused(), name="output"),  # write refused: exit
         ]
+        token_provider = self.settings.kafka_token_provider()
+        if token_provider is not None:  # a token refused on a reconnect: exit
+            self._routines.append(asyncio.create_task(token_provider.refused(), name="token"))
         if self.registry is not None:  # credentials refused for a record's schema: exit
             self._routines.append(asyncio.create_task(self.registry.refused(), name="registry"))
         for routine in self._routines:
@@ -120,7 +124,8 @@ class StreamProcessor(Lifecycle):
         # Subscribe after start (by the caller): start() then returns once connected, not
         # after the first group join, which may take longer than a broker call should.
         try:
-            await asyncio.wait_for(self.consumer.start(), self.settings.broker_timeout_s)
+            async with asyncio.timeout(self.settings.broker_timeout_s):
+                await self.consumer.start()
         except BaseException:
             await self.consumer.stop()
             self.consumer = group_consumer(self.settings)  # a stopped one cannot start again
@@ -169,7 +174,13 @@ class StreamProcessor(Lifecycle):
             task.cancel()
         await asyncio.gather(*routines[1:], return_exceptions=True)
         await self.output.stop()
-        await self.pipeline.committer.commit()
+        try:  # a refused commit ends the process, but only once the rest is shut down too
+            await self.pipeline.committer.commit()
+        finally:
+            await self._after_commit(ray_lost)
+
+    async def _after_commit(self, ray_lost: bool) -> None:
+        """Steps 5 and 6 of :meth:`stop`."""
         await self._leave_group()
         if self.tracer is not None:  # bounded by the exporter's timeout (OTEL_*_TIMEOUT)
             await asyncio.to_thread(self.tracer.shutdown)
@@ -185,7 +196,8 @@ class StreamProcessor(Lifecycle):
 
     async def _leave_group(self) -> None:
         try:
-            await asyncio.wait_for(self.consumer.stop(), self.settings.broker_timeout_s)
+            async with asyncio.timeout(self.settings.broker_timeout_s):
+                await self.consumer.stop()
         except TimeoutError:
             log.warning("consumer did not leave the group in time")
 

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,7 +18,7 @@ from producer.results import prediction_json, read_predictions
 from producer.settings import ProduceSettings, ResultsSettings
 from schemas import Molecule, Prediction, Status
 from schemas.cli_options import build_settings, with_settings_options
-from schemas.errors import RegistryError
+from schemas.errors import RegistryAuthError, RegistryError
 from schemas.kafka_refusals import KAFKA_FAILURES, exit_if_refused
 
 # soft_wrap: a message to a pipe or a log is never broken at 80 columns mid-sentence.
@@ -86,8 +86,7 @@ def produce(
         _err.print(f"[red]error:[/red] cannot reach {kafka.bootstrap_servers}: {exc!r}")
         raise typer.Exit(1) from None
     except RegistryError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        _registry_failed(exc)
     for skip in skipped:
         _err.print(f"[yellow]skipped[/yellow] {skip.path}:{skip.position}: {skip.reason}")
     _err.print(f"published {count} molecules to {topic!r}, {len(skipped)} skipped")
@@ -142,7 +141,16 @@ def results(
 
     try:
         asyncio.run(main())
-    except (*KAFKA_FAILURES, RegistryError) as exc:
+    except RegistryError as exc:
+        _registry_failed(exc)
+    except KAFKA_FAILURES as exc:
         exit_if_refused(kafka, exc)
         _err.print(f"[red]error:[/red] {exc!r}")
         raise typer.Exit(1) from None
+
+
+def _registry_failed(exc: RegistryError) -> NoReturn:
+    """One line; status 2 when the registry refused molstream's credentials (the settings
+    are wrong, as for a Kafka refusal), 1 for any other registry failure."""
+    _err.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(2 if isinstance(exc, RegistryAuthError) else 1) from None

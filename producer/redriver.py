@@ -77,7 +77,8 @@ async def redrive(
     producer = None if run.dry_run else await kafka.started_producer()
     summary = Summary()
     try:
-        await asyncio.wait_for(consumer.start(), kafka.broker_timeout_s)
+        async with asyncio.timeout(kafka.broker_timeout_s):
+            await consumer.start()
         last_record = time.monotonic()
         while time.monotonic() - last_record < run.idle_timeout_s:
             fetched = await consumer.getmany(timeout_ms=500)
@@ -86,7 +87,8 @@ async def redrive(
                 last_record = time.monotonic()
                 await _redrive_fetch(records, run, producer, summary, on_record)
                 if producer is not None:
-                    await asyncio.wait_for(consumer.commit(), kafka.broker_timeout_s)
+                    async with asyncio.timeout(kafka.broker_timeout_s):
+                        await consumer.commit()
             if await _caught_up(consumer):
                 break
     finally:

@@ -49,7 +49,8 @@ async def read_predictions(
     )
     decoder = Decoder(PREDICTION_CODEC, schema_registry)
     consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False)
-    await asyncio.wait_for(consumer.start(), kafka.broker_timeout_s)
+    async with asyncio.timeout(kafka.broker_timeout_s):
+        await consumer.start()
     try:
         if schema_registry is not None:
             await schema_registry.start()

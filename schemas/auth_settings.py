@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from typing import Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,12 @@ def option_name(field: str) -> str:
     if field.endswith(("_password", "_secret", "_token")):
         return f"MOLSTREAM_{field.upper()}"
     return f"--{field.replace('_', '-')}"
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` carries credentials (``user:pass@host``): refused, never echoed, since
+    a URL is logged and put in messages."""
+    return "@" in urlsplit(url).netloc or "@" in url.partition("/")[0]
 
 
 def check_token_provider(value: str | None) -> str | None:
@@ -79,6 +86,11 @@ class AuthSettings(BaseSettings):
             if missing:
                 raise ValueError(f"{users[0]} oidc needs {', '.join(missing)}")
             assert self.oidc_token_url is not None
+            if has_credentials(self.oidc_token_url):
+                raise ValueError(
+                    "--oidc-token-url: credentials in the URL are refused (they would be "
+                    "logged): give --oidc-client-id and MOLSTREAM_OIDC_CLIENT_SECRET instead"
+                )
             if self.oidc_token_url.startswith("http://") and not self.allow_insecure_auth:
                 raise ValueError(
                     "--oidc-token-url over http:// sends the client secret in clear: "

@@ -7,11 +7,12 @@ the other.
 
 from __future__ import annotations
 
+import ssl
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +25,8 @@ from schemas.kafka_checks import check_kafka_security
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
+
+    from schemas.kafka_token import KafkaTokenProvider
 
 CONFIG_FILE: ContextVar[Path | None] = ContextVar("molstream_config_file", default=None)
 """The ``--config`` TOML file the settings being built read (set by the CLI machinery)."""
@@ -85,6 +88,7 @@ class KafkaSettings(AuthSettings):
     )
 
     _check_provider = field_validator("sasl_oauth_token_provider")(check_token_provider)
+    _token_provider: KafkaTokenProvider | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _check_security(self) -> Self:
@@ -98,29 +102,50 @@ class KafkaSettings(AuthSettings):
             "security_protocol": self.security_protocol,
         }
         if "SSL" in self.security_protocol:
-            from aiokafka.helpers import create_ssl_context
-
-            password = self.ssl_keyfile_password
-            kwargs["ssl_context"] = create_ssl_context(
-                cafile=self.ssl_cafile,
-                certfile=self.ssl_certfile,
-                keyfile=self.ssl_keyfile,
-                password=None if password is None else password.get_secret_value(),
-            )
+            kwargs["ssl_context"] = self._ssl_context()
         if self.security_protocol.startswith("SASL"):
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             if self.sasl_oauth_token_provider is not None:
-                from schemas.kafka_token import KafkaTokenProvider
-
-                source = self.token_source(
-                    self.sasl_oauth_token_provider, "--sasl-oauth-token-provider"
-                )
-                kwargs["sasl_oauth_token_provider"] = KafkaTokenProvider(source)
+                kwargs["sasl_oauth_token_provider"] = self.kafka_token_provider()
             else:
                 assert self.sasl_password is not None  # checked by the validator
                 kwargs["sasl_plain_username"] = self.sasl_username
                 kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return kwargs
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        from aiokafka.helpers import create_ssl_context
+
+        from schemas.kafka_refusals import KafkaCredentialsError
+
+        password = self.ssl_keyfile_password
+        try:
+            context: ssl.SSLContext = create_ssl_context(
+                cafile=self.ssl_cafile,
+                certfile=self.ssl_certfile,
+                keyfile=self.ssl_keyfile,
+                password=None if password is None else password.get_secret_value(),
+            )
+        except ssl.SSLError as exc:  # an OSError: it would pass for an unreachable broker
+            raise KafkaCredentialsError(
+                f"Kafka TLS client certificate unusable ({exc.reason or exc}): check "
+                "--ssl-certfile, --ssl-keyfile and MOLSTREAM_SSL_KEYFILE_PASSWORD"
+            ) from None
+        return context
+
+    def kafka_token_provider(self) -> KafkaTokenProvider | None:
+        """The OAUTHBEARER token provider every client of these settings shares (one token
+        cache, one refusal to watch: :meth:`KafkaTokenProvider.refused`); None without one."""
+        if self.sasl_oauth_token_provider is None or self.sasl_mechanism != "OAUTHBEARER":
+            return None
+        if self._token_provider is None:
+            from schemas.kafka_token import KafkaTokenProvider
+
+            source = self.token_source(
+                self.sasl_oauth_token_provider, "--sasl-oauth-token-provider"
+            )
+            self._token_provider = KafkaTokenProvider(source)
+        return self._token_provider
 
 
 class ProducerSettings(KafkaSettings):
@@ -164,7 +189,8 @@ class ProducerSettings(KafkaSettings):
 
         producer = AIOKafkaProducer(**self.producer_kwargs())
         try:
-            await asyncio.wait_for(producer.start(), self.broker_timeout_s)
+            async with asyncio.timeout(self.broker_timeout_s):
+                await producer.start()
         except BaseException:
             await producer.stop()
             raise

@@ -39,6 +39,8 @@ def _ignored(settings: KafkaSettings) -> str | None:
             )
     if settings.ssl_keyfile_password is not None and settings.ssl_keyfile is None:
         return "MOLSTREAM_SSL_KEYFILE_PASSWORD without --ssl-keyfile"
+    if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
+        return "--ssl-keyfile without --ssl-certfile: aiokafka would ignore the key"
     return None
 
 

@@ -47,15 +47,21 @@ _AUTHORIZATION = {
     TransactionalIdAuthorizationFailed: "the transactional id",
 }
 
-KAFKA_FAILURES = (KafkaError, OSError, TimeoutError, KeyError, TokenRefusedError)
-"""What connecting or talking to Kafka may raise, refusals included (see :func:`is_refusal`)."""
-
 _AIOKAFKA_CONN = os.path.join("aiokafka", "conn.py")
 
 
 class KafkaAuthError(Exception):
     """Raised when the brokers refuse molstream's login or its rights: one line naming the
     settings to check. Never retried."""
+
+
+class KafkaCredentialsError(KafkaAuthError):
+    """Raised when molstream's own TLS client certificate cannot be used (a key its password
+    does not open, a key that does not match the certificate): refused before any broker."""
+
+
+KAFKA_FAILURES = (KafkaError, OSError, TimeoutError, KeyError, TokenRefusedError, KafkaAuthError)
+"""What connecting or talking to Kafka may raise, refusals included (see :func:`is_refusal`)."""
 
 
 def _scram_refused(exc: BaseException) -> bool:
@@ -93,8 +99,10 @@ def refusal_message(kafka: KafkaSettings, exc: BaseException) -> str | None:
     """The one line for a refusal, or None if ``exc`` is not one."""
     if isinstance(exc, KafkaAuthError):
         return str(exc)
-    if isinstance(exc, TokenRefusedError):
-        return f"Kafka authentication failed: no token: {exc}"
+    # A token refused in a login comes as the SASL failure aiokafka handles (kafka_token).
+    token = exc.__cause__ if isinstance(exc, SaslAuthenticationFailed) else exc
+    if isinstance(token, TokenRefusedError):
+        return f"Kafka authentication failed: no token: {token}"
     if isinstance(exc, _AUTHENTICATION) or _scram_refused(exc):
         reason = "a SCRAM error reply" if _scram_refused(exc) else type(exc).__name__
         return (
@@ -114,15 +122,14 @@ def refusal_message(kafka: KafkaSettings, exc: BaseException) -> str | None:
 async def probe_login(kafka: KafkaSettings) -> str | None:
     """Log in to each bootstrap server directly (no bootstrap to hide the answer): the
     refusal's line, or None if a server accepts the login or none can be reached."""
-    from aiokafka.conn import create_conn
+    from aiokafka.conn import collect_hosts, create_conn
 
     kwargs = kafka.client_kwargs()
-    servers = kwargs.pop("bootstrap_servers").split(",")
-    for server in servers:
-        host, _, port = server.strip().rpartition(":")
+    # aiokafka's own parsing: a bracketed IPv6 address, a host without a port
+    for host, port, _ in collect_hosts(kwargs.pop("bootstrap_servers"), randomize=False):
         try:
-            connecting = create_conn(host, int(port), **kwargs)
-            conn = await asyncio.wait_for(connecting, kafka.broker_timeout_s)
+            async with asyncio.timeout(kafka.broker_timeout_s):
+                conn = await create_conn(host, port, **kwargs)
         except (OSError, TimeoutError):
             continue
         except Exception as exc:

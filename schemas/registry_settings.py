@@ -5,12 +5,11 @@ variable). It lives here because the consumer and the producer both build on it.
 from __future__ import annotations
 
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from schemas.auth_settings import AuthSettings, check_token_provider, option_name
+from schemas.auth_settings import AuthSettings, check_token_provider, has_credentials, option_name
 from schemas.token_sources import StaticTokenSource, TokenSource, registry_bearer_fields
 
 _TLS_FIELDS = ("schema_registry_ca_file", "schema_registry_cert_file", "schema_registry_key_file")
@@ -74,7 +73,7 @@ class RegistrySettings(AuthSettings):
         if value is None:
             return None
         for url in (u.strip() for u in value.split(",")):
-            if "@" in urlsplit(url).netloc or "@" in url.partition("/")[0]:  # never echoed
+            if has_credentials(url):  # never echoed
                 raise ValueError(
                     "credentials in the URL are refused (they would be logged): give "
                     "--schema-registry-user and MOLSTREAM_SCHEMA_REGISTRY_PASSWORD instead"
@@ -111,6 +110,13 @@ class RegistrySettings(AuthSettings):
             return "--schema-registry-token-provider aws-msk-iam: MSK IAM tokens are Kafka's only"
         if self.schema_registry_key_file is not None and self.schema_registry_cert_file is None:
             return "--schema-registry-key-file without --schema-registry-cert-file"
+        bearer = self.schema_registry_token_provider or self.schema_registry_bearer_token
+        if self.schema_registry_logical_cluster is not None and bearer is None:
+            return (
+                "--schema-registry-logical-cluster is sent only with a bearer token: give "
+                "--schema-registry-token-provider or MOLSTREAM_SCHEMA_REGISTRY_BEARER_TOKEN, "
+                "or drop it"
+            )
         in_clear = [u.strip() for u in url.split(",") if u.strip().startswith("http://")]
         if in_clear and len(in_clear) == len(url.split(",")) and tls:
             return f"{tls[0]} is not used with an http:// --schema-registry-url"

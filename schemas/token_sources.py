@@ -33,6 +33,10 @@ expires, with time left to retry."""
 DEFAULT_LIFETIME_S = 300.0
 """Lifetime assumed for an OIDC token whose answer has no ``expires_in``."""
 
+COME_BACK_LATER = frozenset({408, 425, 429})
+"""HTTP statuses under 500 that ask the client to try again later (Request Timeout, Too Early,
+Too Many Requests): an outage, like a 5xx."""
+
 
 class TokenRefusedError(Exception):
     """Raised when a token source is refused or misconfigured (names the setting, never a
@@ -124,7 +128,7 @@ class OidcTokenSource(_Caching):
             with urllib.request.urlopen(self._request(), timeout=self._timeout_s) as answer:
                 body = json.loads(answer.read())
         except urllib.error.HTTPError as exc:
-            if exc.code >= 500:  # the endpoint is having trouble: an outage, retried
+            if exc.code >= 500 or exc.code in COME_BACK_LATER:  # an outage, retried
                 raise OSError(f"OIDC token endpoint {self.token_url}: HTTP {exc.code}") from None
             raise TokenRefusedError(
                 f"OIDC token endpoint {self.token_url} refused the client credentials "
@@ -160,6 +164,8 @@ class MskIamTokenSource(_Caching):
         try:
             import botocore.session
             from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+            from botocore.exceptions import ConnectionError as AwsUnreachable
+            from botocore.exceptions import HTTPClientError
         except ImportError:
             raise TokenRefusedError(
                 "--sasl-oauth-token-provider aws-msk-iam needs the aws extra: "
@@ -178,6 +184,10 @@ class MskIamTokenSource(_Caching):
             )
         try:
             token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        except (AwsUnreachable, HTTPClientError) as exc:  # STS or instance metadata away
+            raise OSError(
+                f"--sasl-oauth-token-provider aws-msk-iam: AWS unreachable ({type(exc).__name__})"
+            ) from None
         except Exception as exc:  # botocore's credential errors have no common base
             raise TokenRefusedError(
                 f"--sasl-oauth-token-provider aws-msk-iam: no token ({type(exc).__name__}): "

@@ -165,6 +165,9 @@ class Intake:
             if not self._ledger.full:
                 break
             await self._poll(0.0, self._ledger.max_in_flight)
+            # Records taken in here (a rebalance slipped them in, fetch recovery) may fill
+            # the window alone: left batched, they would hold it for good.
+            self._dispatcher.dispatch(self.batcher.flush())
         consumer.resume(*consumer.assignment())
 
     def _take(self, tp: TopicPartition, record: Any, size: int, now: float) -> None:

@@ -179,4 +179,5 @@ class FetchRecovery:
 
 
 async def _bounded(call: Awaitable[T]) -> T:
-    return await asyncio.wait_for(call, CALL_TIMEOUT_S)
+    async with asyncio.timeout(CALL_TIMEOUT_S):
+        return await call

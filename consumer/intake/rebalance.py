@@ -54,10 +54,12 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         started = self._clock()
         dropped = self._intake.drop_batched(revoked)
         withdrawn = await self._dispatcher.drain(self._drain_timeout_s, revoked)
-        await self._committer.commit(revoked)
-        self._ledger.forget(revoked)
-        self.revokes += 1
-        self._hooks.revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+        try:  # a refused commit is raised (it ends the process): forget them all the same
+            await self._committer.commit(revoked)
+        finally:
+            self._ledger.forget(revoked)
+            self.revokes += 1
+            self._hooks.revoked(sorted((tp.topic, tp.partition) for tp in revoked))
         log.info(
             "partitions revoked",
             partitions=sorted(str(tp) for tp in revoked),

@@ -102,11 +102,10 @@ class RayWatchdog:
         while True:
             started = self._clock()
             try:
-                # The probe is bounded by its own timeout; wait_for guards against one that
-                # is not (the thread then ends with the process).
-                await asyncio.wait_for(
-                    asyncio.to_thread(self._probe, probe_timeout_s), probe_timeout_s + interval_s
-                )
+                # The probe is bounded by its own timeout; this guards against one that is
+                # not (the thread then ends with the process).
+                async with asyncio.timeout(probe_timeout_s + interval_s):
+                    await asyncio.to_thread(self._probe, probe_timeout_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

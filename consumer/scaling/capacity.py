@@ -153,7 +153,7 @@ class CapacityClient(Lifecycle):
     async def start(self) -> None:
         """Get the cluster's capacity actor, or create it if no consumer has yet."""
         if self._book is None:
-            self._book = await asyncio.wait_for(asyncio.to_thread(_get_or_create), self._timeout_s)
+            await self._get_book()
 
     async def request(self, count: int) -> None:
         """Ask for ``count`` bundles as this consumer's share (replacing the last one)."""
@@ -163,10 +163,11 @@ class CapacityClient(Lifecycle):
             raise RuntimeError("the capacity client is not started")
         ref = self._book.set_share.remote(self.consumer_id, self._bundle, count, self._ttl_s)
         try:
-            await asyncio.wait_for(ref, self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                await ref
         except ActorDiedError:
             # It restarts forever, so it was killed on purpose: the next request gets a new one.
-            self._book = await asyncio.wait_for(asyncio.to_thread(_get_or_create), self._timeout_s)
+            await self._get_book()
             raise
 
     async def stop(self) -> None:
@@ -174,7 +175,12 @@ class CapacityClient(Lifecycle):
         be reached, the share goes when its TTL runs out."""
         book, self._book = self._book, None
         if book is not None:
-            await asyncio.wait_for(book.withdraw.remote(self.consumer_id), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                await book.withdraw.remote(self.consumer_id)
+
+    async def _get_book(self) -> None:
+        async with asyncio.timeout(self._timeout_s):
+            self._book = await asyncio.to_thread(_get_or_create)
 
 
 def _get_or_create() -> Any:

@@ -35,10 +35,12 @@ class UntilAcked:
         timeout_s: float,
         backoff_max_s: float,
         on_transient: Callable[[BaseException], None],
+        on_refusal: Callable[[BaseException], None],
     ) -> None:
         self._timeout_s = timeout_s
         self._backoff_max_s = backoff_max_s
         self._on_transient = on_transient
+        self._on_refusal = on_refusal
 
     async def send(
         self, records: list[R], units: Callable[[list[R]], Iterator[tuple[list[R], Enqueue]]]
@@ -82,6 +84,7 @@ class UntilAcked:
         rejected: list[tuple[R, Exception]],
     ) -> None:
         if is_refusal(exc):  # a right withdrawn is no record's fault: ends the process
+            self._on_refusal(exc)
             raise exc
         if transient(exc):
             failed.extend(unit)

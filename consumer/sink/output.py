@@ -36,7 +36,8 @@ class Output(Lifecycle):
     """One idempotent-lifecycle producer for predictions and dead letters (acks=all).
 
     A send that fails (broker down, timeout) is sent again with backoff until it is
-    acknowledged or the output is stopped: nothing is committed before its ack. Predictions
+    acknowledged or the output is stopped: nothing is committed before its ack. A refusal
+    (the right to write a topic withdrawn) is raised, and by :meth:`refused` too. Predictions
     are in Schema Registry framing when a ``registry`` is given (their schema registered at
     start), else in single-object encoding.
     """
@@ -64,7 +65,9 @@ class Output(Lifecycle):
             timeout_s=kafka.broker_timeout_s,
             backoff_max_s=retry_backoff_max_s,
             on_transient=self._report,
+            on_refusal=self._refuse,
         )
+        self._refused: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Register the prediction schema (when writing registry framing), then connect
@@ -84,9 +87,28 @@ class Output(Lifecycle):
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                await asyncio.wait_for(producer.stop(), self._kafka.broker_timeout_s)
+                async with asyncio.timeout(self._kafka.broker_timeout_s):
+                    await producer.stop()
             except TimeoutError:
                 log.warning("producer did not flush in time")
+        refused, self._refused = self._refused, None
+        if refused is not None and refused.done() and not refused.cancelled():
+            refused.exception()  # seen: it was raised where it happened
+
+    async def refused(self) -> None:
+        """Wait until the brokers refuse a send or the output topic's metadata, then raise
+        that refusal (a routine of the service: it ends the process, since no prediction or
+        dead letter could be written until the rights are granted again)."""
+        await asyncio.shield(self._refusal())
+
+    def _refusal(self) -> asyncio.Future[None]:
+        if self._refused is None:
+            self._refused = asyncio.get_running_loop().create_future()
+        return self._refused
+
+    def _refuse(self, exc: BaseException) -> None:
+        if not self._refusal().done():
+            self._refusal().set_exception(exc)
 
     async def spec(self, max_smiles_length: int, max_id_length: int) -> OutputSpec:
         """How workers must write predictions now: the output topic's partitions (read once
@@ -100,6 +122,7 @@ class Output(Lifecycle):
                 break
             except (KafkaError, TimeoutError) as exc:
                 if is_refusal(exc):  # not allowed to write the output topic
+                    self._refuse(exc)
                     raise
                 self._report(exc)
                 await asyncio.sleep(backoff)

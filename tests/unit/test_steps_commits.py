@@ -4,11 +4,15 @@ failures retried by the next commit, and the routine."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
+import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError
 
-from tests.unit.fakes import InProcessPool, Steps, molecules, until
+from consumer.processor import StreamProcessor
+from consumer.settings import ConsumerSettings
+from tests.unit.fakes import STEP_SETTINGS, InProcessPool, Steps, molecules, until
 
 P0, P1 = TopicPartition("molecules", 0), TopicPartition("molecules", 1)
 
@@ -75,3 +79,29 @@ async def test_the_commit_routine_commits_every_interval_until_cancelled() -> No
         done, _ = await asyncio.wait([routine], timeout=2.0)
     assert done and routine.cancelled()
     assert steps.consumer.commits == [{P0: 2}, {P0: 3}]
+
+
+class _StoppingPool:
+    stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_commit_refused_at_shutdown_still_leaves_the_group_and_stops_the_pool() -> None:
+    """Review finding 5: the group's rights are withdrawn and the shutdown's commit is
+    refused. The refusal still ends the process, but only after the consumer left the group
+    and the workers stopped."""
+    steps = Steps.build({P0: molecules(2)})
+    async with steps.fetching():
+        await _done(steps, p0=2)
+    processor = StreamProcessor(ConsumerSettings(**STEP_SETTINGS))
+    pool = _StoppingPool()
+    processor.pipeline, processor.pool = steps.pipeline, cast(Any, pool)
+    processor.consumer = cast(Any, steps.consumer)
+    processor._started = True
+    steps.consumer.commit_errors.append(GroupAuthorizationFailedError())
+    with pytest.raises(GroupAuthorizationFailedError):
+        await processor.stop()
+    assert steps.consumer.stopped and pool.stopped
+    assert steps.consumer.commits == []

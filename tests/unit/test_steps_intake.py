@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from consumer.intake import fetch_loop
 from consumer.intake.screen import size_of
 from consumer.reasons import DeadLetterStage
 from schemas import MOLECULE_CODEC, Molecule
@@ -127,3 +129,32 @@ async def test_the_window_filling_while_a_schema_is_pending_does_not_stall_the_i
         await until(lambda: steps.ledger.state(P0).committable == 2)
         await until(lambda: P0 not in steps.consumer.paused)
     assert steps.output.predicted_keys() == keys([0, 1]) and steps.ledger.in_flight == 0
+
+
+async def test_records_slipped_in_while_the_window_is_full_are_dispatched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review finding 9: P0's four records fill the window (its bytes) and run; a keep-alive
+    poll brings in P1's four anyway (a fetch that was out when P1 paused), enough to fill
+    the window alone once P0's batch is done. They must go to a worker, not wait in the
+    batcher (short of a batch) while the intake polls for room for good."""
+    monkeypatch.setattr(fetch_loop, "KEEPALIVE_POLL_S", 0.01)
+    p1 = TopicPartition("molecules", 1)
+    four = sum(size_of(r) for r in molecules(4))
+    steps = Steps.build(
+        {P0: molecules(4)},
+        pool=InProcessPool(gated=True, slots=1),
+        batch_size=8,
+        batch_wait_ms=1000.0,  # never due: the clock does not move
+        max_in_flight=8,
+        max_in_flight_bytes=four,
+        max_record_bytes=four,
+    )
+    async with steps.fetching():
+        p0 = await steps.pool.next_call()  # flushed at the full window: P0's four
+        steps.consumer.slipped = {p1: molecules(4, start=10)}
+        await until(lambda: steps.ledger.in_flight == 8)
+        p0.succeed()
+        (await steps.pool.next_call()).succeed()
+        await until(lambda: steps.ledger.state(p1).committable == 14)
+    assert steps.output.predicted_keys() == keys([*range(4), *range(10, 14)])

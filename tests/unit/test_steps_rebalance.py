@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, RebalanceInProgressError
+from aiokafka.errors import (
+    CommitFailedError,
+    GroupAuthorizationFailedError,
+    RebalanceInProgressError,
+)
 
 from consumer.errors import BatchFailedError, WorkerLostError
 from consumer.reasons import LossReason
@@ -149,3 +153,18 @@ async def test_partitions_assigned_while_the_window_is_full_start_paused() -> No
         assert P1 in steps.consumer.paused
         call.succeed()
         await until(lambda: not steps.consumer.paused)
+
+
+async def test_a_commit_refused_during_a_revoke_still_forgets_the_partition() -> None:
+    """Review finding 5: the revoke's commit is refused (the group's rights withdrawn). The
+    refusal is raised, and the partition is forgotten and the revoke counted all the same:
+    aiokafka swallows the listener's error, and stale state must not stay behind."""
+    steps = Steps.build({P0: molecules(2), P1: molecules(2)}, batch_size=2)
+    async with steps.fetching():
+        await until(lambda: all(steps.ledger.state(tp).committable == 2 for tp in (P0, P1)))
+        steps.consumer.commit_errors.append(GroupAuthorizationFailedError())
+        with pytest.raises(GroupAuthorizationFailedError):
+            await steps.revoke(P0)
+        assert P0 not in steps.ledger.partitions.partitions()
+        assert steps.pipeline.listener.revokes == 1
+        assert steps.hooks.revoked_partitions == [[("molecules", 0)]]

@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import SecretStr
 
@@ -177,3 +185,44 @@ def test_registry_bearer_token_reaches_the_clients_custom_provider() -> None:
     headers: dict[str, str] = {}
     client._rest_client.handle_bearer_auth(headers)
     assert headers["Authorization"] == "Bearer static-bearer"
+
+
+@pytest.mark.parametrize("status", [408, 425, 429])
+async def test_oidc_endpoint_asking_to_come_back_later_is_an_outage(
+    endpoint: TokenEndpoint, status: int
+) -> None:
+    """Review finding 6: Request Timeout, Too Early and Too Many Requests are retried like a
+    5xx, not a refusal that ends the process."""
+    endpoint.status = status
+    source = OidcTokenSource(endpoint.url, CLIENT_ID, SecretStr(SECRET))
+    with pytest.raises(OSError, match=f"HTTP {status}"):
+        await asyncio.to_thread(source.token)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (EndpointConnectionError(endpoint_url="https://sts.eu-west-1.amazonaws.com"), OSError),
+        (ConnectTimeoutError(endpoint_url="http://169.254.169.254"), OSError),
+        (HTTPClientError(error="reset"), OSError),
+        (NoCredentialsError(), TokenRefusedError),
+        (
+            PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
+            TokenRefusedError,
+        ),
+        (ClientError({"Error": {"Code": "AccessDenied"}}, "AssumeRole"), TokenRefusedError),
+    ],
+)
+def test_msk_iam_network_errors_are_outages_and_credential_errors_refusals(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, expected: type[Exception]
+) -> None:
+    """Review finding 6: STS or the instance metadata service unreachable is retried."""
+    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+    def fail(region: str) -> tuple[str, int]:
+        raise error
+
+    monkeypatch.setattr(MSKAuthTokenProvider, "generate_auth_token", fail)
+    with pytest.raises(expected) as info:
+        MskIamTokenSource(region="eu-west-1").token()
+    assert type(info.value) is expected  # ConnectTimeoutError is an OSError already
