@@ -70,10 +70,9 @@ class RegistryCalls:
         operation: str,
         request: Callable[..., T],
         *args: Any,
-        retry: Callable[[Exception], bool] = transient,
     ) -> T:
-        """``request(*args)`` in a thread, retried with backoff while it fails in a way
-        ``retry`` accepts (by default: transiently); a refusal (a 4xx answer) is raised."""
+        """``request(*args)`` in a thread, retried with backoff while it fails transiently;
+        a refusal (a 4xx answer) is raised."""
         backoff_s = 0.5
         deadline = time.monotonic() + self._give_up_after_s
         while True:
@@ -83,7 +82,7 @@ class RegistryCalls:
                 refusal = RegistryAuthError(f"schema registry {self._url}: {exc}")
                 raise self._refuse(refusal) from None
             except Exception as exc:
-                if not retry(exc):
+                if not transient(exc):
                     raise
                 error = exc
             self._on_error(operation)
