@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import numpy as np
 import typer
@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from consumer.dev.simulation import COLUMNS, GridRow, simulate_grid
+
+N = TypeVar("N", int, float)
 
 CSV_NAME = "simulation.csv"
 
@@ -122,43 +124,40 @@ def run(
 
 def parse_inputs(text: str) -> list[int]:
     """Parse comma separated input counts (integers >= 1), sorted and de-duplicated."""
-    values: set[int] = set()
-    for item in _split(text, "--inputs"):
-        try:
-            value = int(item)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{item!r} is not an integer", param_hint="'--inputs'"
-            ) from None
-        if value < 1:
-            raise typer.BadParameter(f"{value} is not a count >= 1", param_hint="'--inputs'")
-        values.add(value)
-    return sorted(values)
+    return _parse(text, "--inputs", int, "an integer", lambda v: v >= 1, "a count >= 1")
 
 
 def parse_max_starts(text: str) -> list[float]:
     """Parse comma separated max start times (finite numbers >= 0), sorted and de-duplicated."""
-    values: set[float] = set()
-    for item in _split(text, "--max-start"):
-        try:
-            value = float(item)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{item!r} is not a number", param_hint="'--max-start'"
-            ) from None
-        if not 0.0 <= value < math.inf:
-            raise typer.BadParameter(
-                f"{item!r} is not a finite time >= 0", param_hint="'--max-start'"
-            )
-        values.add(value)
-    return sorted(values)
+    return _parse(
+        text, "--max-start", float, "a number", lambda v: 0.0 <= v < math.inf, "a finite time >= 0"
+    )
 
 
-def _split(text: str, option: str) -> list[str]:
+def _parse(
+    text: str,
+    option: str,
+    convert: Callable[[str], N],
+    kind: str,
+    valid: Callable[[N], bool],
+    rule: str,
+) -> list[N]:
+    """The comma separated values of ``option``, each converted and checked, sorted and
+    de-duplicated; a bad one is a usage error naming the option."""
+    hint = f"'{option}'"
     items = [item.strip() for item in text.split(",")]
     if not all(items):
-        raise typer.BadParameter(f"empty value in {text!r}", param_hint=f"'{option}'")
-    return items
+        raise typer.BadParameter(f"empty value in {text!r}", param_hint=hint)
+    values: set[N] = set()
+    for item in items:
+        try:
+            value = convert(item)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r} is not {kind}", param_hint=hint) from None
+        if not valid(value):
+            raise typer.BadParameter(f"{item!r} is not {rule}", param_hint=hint)
+        values.add(value)
+    return sorted(values)
 
 
 def simulate_command(
