@@ -19,7 +19,7 @@ from producer.settings import ProduceSettings, ResultsSettings
 from schemas import Molecule, Prediction, Status
 from schemas.cli_options import build_settings, with_settings_options
 from schemas.errors import RegistryAuthError, RegistryError
-from schemas.kafka_refusals import KAFKA_FAILURES, exit_if_refused
+from schemas.kafka_refusals import KAFKA_FAILURES, exit_on_kafka_failure
 
 # soft_wrap: a message to a pipe or a log is never broken at 80 columns mid-sentence.
 _err = Console(stderr=True, soft_wrap=True)
@@ -82,9 +82,7 @@ def produce(
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     except KAFKA_FAILURES as exc:
-        exit_if_refused(kafka, exc)
-        _err.print(f"[red]error:[/red] cannot reach {kafka.bootstrap_servers}: {exc!r}")
-        raise typer.Exit(1) from None
+        exit_on_kafka_failure(kafka, exc)
     except RegistryError as exc:
         _registry_failed(exc)
     for skip in skipped:
@@ -144,9 +142,7 @@ def results(
     except RegistryError as exc:
         _registry_failed(exc)
     except KAFKA_FAILURES as exc:
-        exit_if_refused(kafka, exc)
-        _err.print(f"[red]error:[/red] {exc!r}")
-        raise typer.Exit(1) from None
+        exit_on_kafka_failure(kafka, exc)
 
 
 def _registry_failed(exc: RegistryError) -> NoReturn:

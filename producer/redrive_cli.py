@@ -18,7 +18,7 @@ from producer.redrive import STAGES, Selection, Verdict
 from producer.redriver import RedriveRun, Summary, redrive
 from producer.settings import RedriveSettings
 from schemas.cli_options import build_settings, with_settings_options
-from schemas.kafka_refusals import KAFKA_FAILURES, exit_if_refused
+from schemas.kafka_refusals import KAFKA_FAILURES, exit_on_kafka_failure
 
 _err = Console(stderr=True, soft_wrap=True)
 _out = Console(soft_wrap=True)
@@ -105,9 +105,7 @@ def redrive_command(
     try:
         summary = asyncio.run(_run(kafka, run))
     except KAFKA_FAILURES as exc:
-        exit_if_refused(kafka, exc)
-        _err.print(f"[red]error:[/red] {kafka.bootstrap_servers}: {exc!r}")
-        raise typer.Exit(1) from None
+        exit_on_kafka_failure(kafka, exc)
     if as_json:
         sys.stdout.write(json.dumps(summary.as_json()) + "\n")
     else:

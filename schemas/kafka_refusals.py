@@ -167,6 +167,14 @@ def exit_if_refused(kafka: KafkaSettings, exc: BaseException) -> None:
         raise exc
 
 
+def exit_on_kafka_failure(kafka: KafkaSettings, exc: BaseException) -> NoReturn:
+    """For a command line: a refusal exits as :func:`exit_if_refused` does; any other Kafka
+    failure prints that the brokers could not be reached and exits with status 1."""
+    exit_if_refused(kafka, exc)
+    typer.secho(f"error: cannot reach {kafka.bootstrap_servers}: {exc!r}", err=True, fg="red")
+    raise typer.Exit(1) from None
+
+
 def _fail(line: str) -> NoReturn:
     typer.secho(f"error: {line}", err=True, fg="red")
     raise typer.Exit(2)
