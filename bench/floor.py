@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
+
+from bench.profiling import profiled
 
 
 class Echo:
@@ -49,6 +52,8 @@ class FloorOptions:
     num_cpus: float = 0.125
     seconds: float = 20.0
     idle_s: float = 3.0
+    profile_to: Path | None = None
+    """A py-spy profile of the window (:mod:`bench.profiling`)."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,9 @@ async def measure_floor(opts: FloorOptions) -> Floor:
                 due = max(due + period_s, sent)
 
         t0, cpu0 = time.monotonic(), _cpu_s(me)
-        await asyncio.gather(*(loop(a, i / opts.rate_per_s) for i, a in enumerate(actors)))
-        window_s, cpu_s = time.monotonic() - t0, _cpu_s(me) - cpu0
+        with profiled(opts.profile_to, opts.seconds):
+            await asyncio.gather(*(loop(a, i / opts.rate_per_s) for i, a in enumerate(actors)))
+            window_s, cpu_s = time.monotonic() - t0, _cpu_s(me) - cpu0
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)

@@ -34,7 +34,8 @@ from typing import Any
 from bench.floor import Floor, FloorOptions, measure_floor
 from bench.pool_scale.points import Options, Point, parse_points, worker_cpus
 from bench.pool_scale.run import measure_on
-from bench.profile_summary import summarise
+from bench.profile_summary import FLOOR_PARTS, summarise
+from bench.profiling import RATE_PER_S
 from bench.runner import machine_info
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
@@ -80,6 +81,51 @@ def compare(consumer: dict[str, Any], before: Floor, after: Floor) -> dict[str, 
     }
 
 
+def floor_profile_of(consumer_profile: Path | None) -> Path | None:
+    """Where the floor's profile goes beside the consumer's."""
+    if consumer_profile is None:
+        return None
+    return consumer_profile.with_name(consumer_profile.stem + ".floor.raw")
+
+
+def ms_by_part(summary: dict[str, Any], per_s: float, cpu_ms: float) -> dict[str, float]:
+    """A profile's busy samples as CPU ms per batch (or call) by part, at ``per_s`` batches a
+    second over the profiled window; ``not seen by py-spy`` is the rest of ``cpu_ms``: Ray's
+    C++ threads and the kernel's work for this process, which py-spy does not sample."""
+    to_ms = 1000 / RATE_PER_S / (per_s * summary["window_s"])
+    parts = {name: n * to_ms for name, n in summary["samples"].items()}
+    python = sum(parts.values())
+    return {**parts, "Python, all parts": python, "not seen by py-spy": cpu_ms - python}
+
+
+def profiles(result: dict[str, Any], consumer_profile: Path, seconds: float) -> dict[str, Any]:
+    """The consumer's and the floor's profiles, summarised and set side by side in CPU ms."""
+    consumer = summarise(consumer_profile.read_text().splitlines())
+    floor_path = floor_profile_of(consumer_profile)
+    assert floor_path is not None
+    floor = summarise(floor_path.read_text().splitlines(), parts_of=FLOOR_PARTS)
+    consumer["window_s"] = floor["window_s"] = seconds
+    return {
+        "profile": consumer,
+        "floor_profile": floor,
+        "consumer_ms_per_batch_by_part": ms_by_part(
+            consumer, result["consumer_batches_per_s"], result["consumer_cpu_ms_per_batch"]
+        ),
+        "floor_ms_per_call_by_part": ms_by_part(
+            floor, result["floor_calls_per_s"], result["floor_cpu_ms_per_call"]
+        ),
+    }
+
+
+def print_parts(result: dict[str, Any]) -> None:
+    """The consumer's and the floor's CPU ms by part, side by side."""
+    consumer = result["consumer_ms_per_batch_by_part"]
+    floor = result["floor_ms_per_call_by_part"]
+    print(f"{'CPU ms by part':40} {'consumer/batch':>14} {'floor/call':>10}")
+    for name in sorted(consumer.keys() | floor.keys(), key=lambda n: -consumer.get(n, 0.0)):
+        print(f"{name:40} {consumer.get(name, 0.0):14.3f} {floor.get(name, 0.0):10.3f}")
+
+
 async def _run(point: Point, opts: Options, bootstrap: str, address: str) -> dict[str, Any]:
     import ray
 
@@ -97,7 +143,11 @@ async def _run(point: Point, opts: Options, bootstrap: str, address: str) -> dic
         if "error" in consumer:
             return {"floor_before": before.as_dict(), "consumer": consumer}
         # At the rate the consumer reached: its idle CPU weighs on each batch by the rate.
-        matched = replace(floor_opts, rate_per_s=consumer["batches"] / consumer["window_s"])
+        matched = replace(
+            floor_opts,
+            rate_per_s=consumer["batches"] / consumer["window_s"],
+            profile_to=floor_profile_of(opts.profile_to),
+        )
         after = await measure_floor(matched)
     finally:
         ray.shutdown()
@@ -167,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"point": point.name, **measure(point, opts)}
     wall_s = time.monotonic() - started
     result |= {"machine": machine_info(), "config": vars(args), "wall_s": wall_s}
-    if args.profile is not None and args.profile.exists():
-        result["profile"] = summarise(args.profile.read_text().splitlines())
+    if args.profile is not None and "cpu_over_floor" in result:
+        result |= profiles(result, args.profile, args.steady_s)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "per_batch.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -176,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         print(result["consumer"].get("error"), file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
+    if "floor_profile" in result:
+        print_parts(result)
     plot(result, args.out / "per_batch.png")
     return 0 if result["meets_target"] else 1
 

@@ -65,32 +65,44 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("consumer, other", ("consumer/",)),
     ("event loop", ("asyncio/",)),
 ]
+FLOOR_PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("waiting (select)", ("EpollSelector.select",)),
+    ("Ray call submit (the floor has it)", ("ActorMethod.remote", "ActorMethod._remote")),
+    ("Ray, other", ("ray/",)),
+    ("the floor's own loop", ("bench/floor.py",)),
+    ("event loop", ("asyncio/",)),
+]
+"""The parts of a profile of :mod:`bench.floor` (its loop is the bench's code)."""
 LEFT_OUT = ("bench", "waiting (select)")
 
 
-def part_of(stack: str) -> str:
+def part_of(stack: str, parts: list[tuple[str, tuple[str, ...]]] = PARTS) -> str:
     """The part a collapsed stack counts for."""
-    for name, markers in PARTS:
+    for name, markers in parts:
         if any(m in stack for m in markers):
             return name
     return "other"
 
 
-def summarise(lines: Iterable[str], top: int = 8) -> dict[str, object]:
-    """Shares of the busy samples by part, and each part's heaviest leaf frames."""
+def summarise(
+    lines: Iterable[str], top: int = 8, parts_of: list[tuple[str, tuple[str, ...]]] = PARTS
+) -> dict[str, object]:
+    """Shares of the busy samples by part (and their counts), each part's heaviest leaf
+    frames."""
     parts: Counter[str] = Counter()
     leaves: dict[str, Counter[str]] = {}
     for line in lines:
         stack, _, count = line.rstrip("\n").rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        name = part_of(stack)
+        name = part_of(stack, parts_of)
         parts[name] += int(count)
         leaves.setdefault(name, Counter())[stack.rsplit(";", 1)[-1]] += int(count)
     busy = sum(n for name, n in parts.items() if name not in LEFT_OUT)
     return {
         "busy_samples": busy,
         "left_out_samples": {name: parts[name] for name in LEFT_OUT},
+        "samples": {name: n for name, n in parts.most_common() if name not in LEFT_OUT},
         "shares": {
             name: n / busy for name, n in parts.most_common() if name not in LEFT_OUT and busy
         },

@@ -18,18 +18,22 @@ RATE_PER_S = 200
 
 
 @contextlib.contextmanager
-def profiled(out: Path | None, seconds: float) -> Iterator[None]:
-    """Profile this process for ``seconds`` (or until the block ends) into ``out``; nothing
-    when ``out`` is None."""
+def profiled(
+    out: Path | None, seconds: float, *, pid: int | None = None, idle: bool = False
+) -> Iterator[None]:
+    """Profile this process (or ``pid``) for ``seconds`` (or until the block ends) into
+    ``out``; nothing when ``out`` is None. ``idle`` keeps the samples of threads that wait
+    (sleep, select): a thread's whole time, not only its CPU."""
     if out is None:
         yield
         return
+    out.parent.mkdir(parents=True, exist_ok=True)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     command = [
         py_spy,
         "record",
         "--pid",
-        str(os.getpid()),
+        str(os.getpid() if pid is None else pid),
         "--duration",
         f"{seconds:.0f}",
         "--rate",
@@ -39,6 +43,7 @@ def profiled(out: Path | None, seconds: float) -> Iterator[None]:
         "--output",
         str(out),
         "--nonblocking",
+        *(["--idle"] if idle else []),
     ]
     recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import platform
+import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,20 @@ RAW_KEYS = ("timeline", "samples", "cdf_ms", "processes_at_peak")
 
 
 def machine_info() -> dict[str, object]:
-    """What a result file says about the machine it was measured on."""
-    return {"cpus": os.cpu_count(), "python": platform.python_version()}
+    """What a result file says about the machine and the code it was measured on: the
+    commit, and whether the code outside ``bench/results`` differed from it."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), **code_version()}
+
+
+def code_version() -> dict[str, object]:
+    """The checkout's commit and whether its code (results aside) has changes not in it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)bench/results")
+    return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(changed)}
 
 
 def parser(doc: str, *, prog: str | None = None, out: bool = True) -> argparse.ArgumentParser:

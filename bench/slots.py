@@ -13,7 +13,9 @@ run the two parts of the gap, which multiply to the ratio:
 - ``slot_occupancy``: the share of slots holding a batch (sampled every 0.1 s): batches the
   feed did not hand out in time.
 
-With ``--profile`` the last run's steady window is profiled with py-spy (the consumer side).
+With ``--profile`` the last run's steady window is profiled with py-spy: the consumer, and one
+actor with its threads' idle time (``.actor.raw`` beside), which splits the round trip
+(:func:`actor_time`).
 Writes ``slots.json``.
 """
 
@@ -30,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.pool_scale.points import Options, parse_points
-from bench.pool_scale.run import measure
+from bench.pool_scale.run import actor_profile_of, measure
+from bench.profiling import RATE_PER_S
 from bench.runner import machine_info
 from consumer.ops.logs import configure_logging
 
@@ -43,6 +46,36 @@ def gap(run: dict[str, Any]) -> dict[str, float]:
         "round_trip_share": round_trip_share,
         "slot_occupancy": run["slot_occupancy"],
         "explained_ratio": round_trip_share * run["slot_occupancy"],
+    }
+
+
+EXECUTOR = "actor_method_executor"
+"""The root frame of a thread of the actor while it computes a call (Ray's executor)."""
+MODEL = "SyntheticModel.predict"
+
+
+def actor_time(lines: list[str], run: dict[str, Any], seconds: float) -> dict[str, float]:
+    """One actor's thread time per batch, from a py-spy profile with idle samples (every
+    thread's whole time) over ``seconds`` of ``run``'s window, the batches spread evenly
+    over the workers: in the model's frame (its sleep, and the wait for a core and the GIL
+    after it), in the rest of the call (decoding, encoding, Ray's executor), and the rest of
+    the round trip, outside the actor's Python (Ray's transport both ways, the consumer)."""
+    model = executor = 0
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if EXECUTOR not in stack.split(";", 1)[0] or not count.isdigit():
+            continue
+        executor += int(count)
+        model += int(count) if MODEL in stack else 0
+    batches = run["batches"] / run["workers"] * seconds / run["window_s"]
+    model_ms = model / RATE_PER_S / batches * 1000
+    call_ms = executor / RATE_PER_S / batches * 1000
+    return {
+        "actor_batches": batches,
+        "model_frame_ms": model_ms,
+        "model_late_ms": model_ms - run["model_ms_per_batch"],
+        "call_rest_ms": call_ms - model_ms,
+        "outside_actor_ms": run["round_trip_ms_mean"] - call_ms,
     }
 
 
@@ -71,6 +104,11 @@ def main() -> int:
         runs.append(run)
         parts = {k: run.get(k) for k in ("ratio_to_ideal", "round_trip_share", "slot_occupancy")}
         print(f"run {i}: {parts}", flush=True)
+    actor_profile = actor_profile_of(args.profile)
+    if actor_profile is not None and actor_profile.exists() and "error" not in runs[-1]:
+        lines = actor_profile.read_text().splitlines()
+        runs[-1]["actor_time_per_batch"] = actor_time(lines, runs[-1], args.steady_s)
+        print(f"one actor's time per batch: {runs[-1]['actor_time_per_batch']}")
     ratios = [r["ratio_to_ideal"] for r in runs if "error" not in r]
     median = statistics.median(ratios) if ratios else None
     result = {

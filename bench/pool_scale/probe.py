@@ -72,6 +72,8 @@ class Window:
     rss_mb: list[float]
     """The consumer's RSS every second."""
     backlog_held: bool
+    lags_s: list[float]
+    """How late each 0.1 s sleep of the sampler woke: the consumer's event loop's lag."""
 
     @property
     def seconds(self) -> float:
@@ -104,6 +106,8 @@ class Window:
             "slot_occupancy_from_round_trips": round_trip_s / seconds / point.parallel,
             "in_flight_mean": in_flight,
             "awaiting_ack_mean": awaiting,
+            "loop_lag_ms_mean": statistics.mean(self.lags_s) * 1000,
+            "loop_lag_ms_max": max(self.lags_s) * 1000,
         }
 
     def costs(self, idle_consumer: float) -> dict[str, Any]:
@@ -195,6 +199,7 @@ class Probe:
         counted = [(opened.at, float(opened.predictions))]
         end, next_rss = opened.at + seconds, opened.at + 1.0
         backlog_held = True
+        lags_s = [0.0]
         while (now := time.monotonic()) < end:
             if backlog - rec.predictions <= low:
                 backlog_held = False
@@ -204,8 +209,10 @@ class Probe:
             if now >= next_rss:
                 rss_mb.append(self.me.memory_info().rss / 2**20)
                 next_rss += 1.0
+            slept = time.monotonic()
             await asyncio.sleep(0.1)
+            lags_s.append(time.monotonic() - slept - 0.1)
         closed = Counts.of(rec)
         cpu = monitor.sample()
         counted.append((closed.at, float(closed.predictions)))
-        return Window(opened, closed, cpu, counted, samples, rss_mb, backlog_held)
+        return Window(opened, closed, cpu, counted, samples, rss_mb, backlog_held, lags_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -73,11 +74,22 @@ async def measure_on(
         await publish(bootstrap, settings.input_topic, each_synthetic_molecule(backlog))
         result |= {"backlog": backlog, "publish_s": time.monotonic() - t_publish}
         await asyncio.sleep(SETTLE_S)
-        with profiled(opts.profile_to, opts.steady_s):
+        actor = probe.actors[0].pid
+        with (
+            profiled(opts.profile_to, opts.steady_s),
+            profiled(actor_profile_of(opts.profile_to), opts.steady_s, pid=actor, idle=True),
+        ):
             result |= await probe.steady(point, opts, backlog, result["idle_consumer_cores"])
         counts = proc.pool.counts()
         result["workers_at_end"] = counts[ReplicaState.BUSY] + counts[ReplicaState.READY]
     return result
+
+
+def actor_profile_of(consumer_profile: Path | None) -> Path | None:
+    """Where one actor's profile (every thread's whole time) goes beside the consumer's."""
+    if consumer_profile is None:
+        return None
+    return consumer_profile.with_name(consumer_profile.stem + ".actor.raw")
 
 
 def _settings(point: Point, opts: Options, bootstrap: str, ray_address: str) -> ConsumerSettings:
