@@ -23,18 +23,22 @@ RAW_KEYS = ("timeline", "samples", "cdf_ms", "processes_at_peak")
 
 def machine_info() -> dict[str, object]:
     """What a result file says about the machine and the code it was measured on: the
-    commit, and whether the code outside ``bench/results`` differed from it."""
+    commit, and whether the code differed from it."""
     return {"cpus": os.cpu_count(), "python": platform.python_version(), **code_version()}
 
 
+CODE = ("consumer", "producer", "schemas", "bench/*.py", "bench/*/*.py", "pyproject.toml")
+"""What a result depends on: a change anywhere else (docs, results) leaves it valid."""
+
+
 def code_version() -> dict[str, object]:
-    """The checkout's commit and whether its code (results aside) has changes not in it."""
+    """The checkout's commit and whether its code (:data:`CODE`) has changes not in it."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    changed = git("status", "--porcelain", "--", ".", ":(exclude)bench/results")
+    changed = git("status", "--porcelain", "--", *CODE)
     return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(changed)}
 
 
