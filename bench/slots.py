@@ -13,9 +13,9 @@ run the two parts of the gap, which multiply to the ratio:
 - ``slot_occupancy``: the share of slots holding a batch (sampled every 0.1 s): batches the
   feed did not hand out in time.
 
-With ``--profile`` the last run's steady window is profiled with py-spy: the consumer, and one
-actor with its threads' idle time (``.actor.raw`` beside), which splits the round trip
-(:func:`actor_time`).
+With ``--profile`` one more run (not one of the median's: py-spy takes CPU of its own) has its
+steady window profiled: the consumer, and one actor with its threads' idle time (``.actor.raw``
+beside), which splits the round trip (:func:`actor_time`).
 Writes ``slots.json``.
 """
 
@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.pool_scale.points import Options, parse_points
+from bench.pool_scale.points import Options, Point, parse_points
 from bench.pool_scale.run import actor_profile_of, measure
 from bench.profiling import RATE_PER_S
 from bench.runner import machine_info
@@ -79,6 +79,28 @@ def actor_time(lines: list[str], run: dict[str, Any], seconds: float) -> dict[st
     }
 
 
+def one_run(point: Point, opts: Options, name: str) -> dict[str, Any]:
+    """One measurement of ``point`` on a fresh broker and cluster, with its gap split."""
+    run = measure(point, opts)
+    if "error" not in run:
+        run |= gap(run)
+    parts = {k: run.get(k) for k in ("ratio_to_ideal", "round_trip_share", "slot_occupancy")}
+    print(f"{name}: {parts}", flush=True)
+    return run
+
+
+def profiled_run(point: Point, opts: Options, profile: Path) -> dict[str, Any]:
+    """One more run, profiled (py-spy takes CPU of its own: not one of the median's runs),
+    with one actor's time per batch."""
+    run = one_run(point, replace(opts, profile_to=profile), "profiled run")
+    actor_profile = actor_profile_of(profile)
+    if actor_profile is not None and actor_profile.exists() and "error" not in run:
+        lines = actor_profile.read_text().splitlines()
+        run["actor_time_per_batch"] = actor_time(lines, run, opts.steady_s)
+        print(f"one actor's time per batch: {run['actor_time_per_batch']}")
+    return run
+
+
 def main() -> int:
     """Run, print, write JSON; 1 when the median misses the target."""
     parser = argparse.ArgumentParser(prog="python -m bench.slots", description=__doc__)
@@ -87,7 +109,9 @@ def main() -> int:
     parser.add_argument("--steady-s", type=float, default=20.0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--target", type=float, default=0.95)
-    parser.add_argument("--profile", type=Path, help="py-spy profile of the last run's window")
+    parser.add_argument(
+        "--profile", type=Path, help="one more run, profiled by py-spy, to this file"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     configure_logging("console", "warning")
@@ -95,25 +119,14 @@ def main() -> int:
     (point,) = parse_points(args.point)
     opts = Options(args.steady_s, 3.0, args.batch_size, os.cpu_count() or 2, 0, 300.0)
     started = time.monotonic()
-    runs = []
-    for i in range(args.runs):
-        last = i == args.runs - 1
-        run = measure(point, replace(opts, profile_to=args.profile if last else None))
-        if "error" not in run:
-            run |= gap(run)
-        runs.append(run)
-        parts = {k: run.get(k) for k in ("ratio_to_ideal", "round_trip_share", "slot_occupancy")}
-        print(f"run {i}: {parts}", flush=True)
-    actor_profile = actor_profile_of(args.profile)
-    if actor_profile is not None and actor_profile.exists() and "error" not in runs[-1]:
-        lines = actor_profile.read_text().splitlines()
-        runs[-1]["actor_time_per_batch"] = actor_time(lines, runs[-1], args.steady_s)
-        print(f"one actor's time per batch: {runs[-1]['actor_time_per_batch']}")
+    runs = [one_run(point, opts, f"run {i}") for i in range(args.runs)]
+    profiled = None if args.profile is None else profiled_run(point, opts, args.profile)
     ratios = [r["ratio_to_ideal"] for r in runs if "error" not in r]
     median = statistics.median(ratios) if ratios else None
     result = {
         "point": point.name,
         "runs": runs,
+        "profiled_run": profiled,
         "ratio_median": median,
         "ratio_min": min(ratios, default=None),
         "ratio_max": max(ratios, default=None),
