@@ -200,8 +200,9 @@ class ConsumerSettings(
     @property
     def fetch_wait_ms(self) -> int:
         """As set, else a fifth of the batch wait within 5-500 ms: a broker may hold a fetch
-        that long with records there (the embedded one does; p99 2.8x the floor at 50 ms,
-        1.95x at 10 ms); below 5 an idle consumer would spin on empty fetches."""
+        that long with records there (the embedded one answers a fetch only when its wait is
+        over), which adds to the batch wait; below 5 an idle consumer would spin on empty
+        fetches."""
         if self.fetch_max_wait_ms is not None:
             return int(self.fetch_max_wait_ms)
         fifth = self.batch_wait_ms / 5
