@@ -14,7 +14,7 @@ ratios with their minimum and maximum:
   synthetic model at 0 ms, 2 workers, batches of 256 (steady window): ``bench.zero_cost``.
 
 One embedded broker and one local Ray cluster (a head and two one-CPU Spot nodes) serve
-every pair; each measurement has its own topics. Writes ``alternating.json``.
+every pair; each measurement has its own topics. Writes ``alternating.json`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -91,8 +91,29 @@ async def measure(args: argparse.Namespace, env: Env) -> dict[str, Any]:
     return {"end_to_end_over_raw": summary(reference), "zero_cost_over_produce": summary(zero)}
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Each pair's ratio for both comparisons, their medians and the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for x, name in enumerate(("end_to_end_over_raw", "zero_cost_over_produce")):
+        ratios = [pair["ratio"] for pair in result[name]["pairs"]]
+        ax.scatter([x] * len(ratios), ratios, color="grey", label="pairs" if x == 0 else None)
+        ax.hlines(result[name]["ratio_median"], x - 0.2, x + 0.2, color="tab:blue")
+    ax.axhline(TARGET, color="red", ls="--", label=f"target {TARGET}")
+    ax.set_xticks([0, 1], ["end to end / raw model", "zero-cost / raw produce"])
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylabel("ratio (blue: median of the pairs)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def main() -> int:
-    """Measure, print the medians, write JSON; 1 when a median misses its target."""
+    """Measure, print the medians, write JSON and PNG; 1 when a median misses its target."""
     parser = argparse.ArgumentParser(prog="python -m bench.alternating", description=__doc__)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--molecules", type=int, default=4000, help="reference model")
@@ -111,6 +132,7 @@ def main() -> int:
     result |= {"machine": machine_info(), "config": config, "wall_s": time.monotonic() - started}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "alternating.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, args.out / "alternating.png")
     for name in ("end_to_end_over_raw", "zero_cost_over_produce"):
         s = result[name]
         print(

@@ -16,7 +16,7 @@ run the two parts of the gap, which multiply to the ratio:
 With ``--profile`` one more run (not one of the median's: py-spy takes CPU of its own) has its
 steady window profiled: the consumer, and one actor with its threads' idle time (``.actor.raw``
 beside), which splits the round trip (:func:`actor_time`).
-Writes ``slots.json``.
+Writes ``slots.json`` and ``slots.png``.
 """
 
 from __future__ import annotations
@@ -101,8 +101,46 @@ def profiled_run(point: Point, opts: Options, profile: Path) -> dict[str, Any]:
     return run
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Left: each run's ratio to ideal, the median and the target; right: the profiled
+    run's round trip by part, from one actor's side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (runs, trip) = plt.subplots(1, 2, figsize=(9, 4))
+    ratios = [r["ratio_to_ideal"] for r in result["runs"] if "error" not in r]
+    runs.bar(range(1, len(ratios) + 1), ratios, color="tab:blue")
+    runs.axhline(result["target"], color="red", ls="--", label=f"target {result['target']}")
+    runs.axhline(result["ratio_median"], color="black", label="median")
+    runs.set_xticks(range(1, len(ratios) + 1))
+    runs.set_xlabel("run")
+    runs.set_ylabel("ratio to ideal")
+    runs.legend(loc="lower right")
+    profiled = result.get("profiled_run") or {}
+    if "actor_time_per_batch" in profiled:
+        parts = profiled["actor_time_per_batch"]
+        shown = {
+            "model": profiled["model_ms_per_batch"],
+            "model, late": parts["model_late_ms"],
+            "rest of the call": parts["call_rest_ms"],
+            "outside the actor": parts["outside_actor_ms"],
+        }
+        bottom = 0.0
+        for name, ms in shown.items():
+            trip.bar(0, ms, bottom=bottom, label=name)
+            bottom += ms
+        trip.set_xticks([0], ["profiled run"])
+        trip.set_ylabel("ms per batch (round trip)")
+        trip.legend()
+    fig.suptitle(f"{result['point']}: median {result['ratio_median']:.3f} of ideal")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def main() -> int:
-    """Run, print, write JSON; 1 when the median misses the target."""
+    """Run, print, write JSON and PNG; 1 when the median misses the target."""
     parser = argparse.ArgumentParser(prog="python -m bench.slots", description=__doc__)
     parser.add_argument("--point", default="32x4")
     parser.add_argument("--runs", type=int, default=3)
@@ -138,6 +176,7 @@ def main() -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "slots.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    plot(result, args.out / "slots.png")
     print(f"{point.name}: median ratio {median} over {len(ratios)} runs, target {args.target}")
     return 0 if result["meets_target"] else 1
 
