@@ -27,19 +27,25 @@ def machine_info() -> dict[str, object]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), **code_version()}
 
 
-CODE = ("consumer", "producer", "schemas", "bench/*.py", "bench/*/*.py", "pyproject.toml")
-"""What a result depends on: a change anywhere else (docs, results) leaves it valid."""
+CODE = ("consumer", "producer", "schemas", "bench", "tests", "pyproject.toml", "requirements.lock")
+"""What a result depends on (the bench takes the tests' harness): a change anywhere else
+(docs) leaves it valid. Results themselves are left out (:data:`NOT_CODE`)."""
+NOT_CODE = (":(exclude)bench/results", ":(exclude)*.md")
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def code_version() -> dict[str, object]:
-    """The checkout's commit and whether its code (:data:`CODE`) has changes not in it."""
+    """The checkout's commit and whether its code (:data:`CODE`) has changes not in it;
+    None for both outside a git checkout."""
 
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
+    def git(*args: str) -> str | None:
+        done = subprocess.run(
+            ["git", *args], cwd=CHECKOUT, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
 
-    changed = git("status", "--porcelain", "--", *CODE)
-    return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(changed)}
+    commit, changed = git("rev-parse", "HEAD"), git("status", "--porcelain", "--", *CODE, *NOT_CODE)
+    return {"commit": commit, "uncommitted_changes": None if changed is None else bool(changed)}
 
 
 def parser(doc: str, *, prog: str | None = None, out: bool = True) -> argparse.ArgumentParser:
