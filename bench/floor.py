@@ -110,8 +110,8 @@ async def measure_floor(opts: FloorOptions) -> Floor:
                 round_trips.append(time.monotonic() - sent)
                 due = max(due + period_s, sent)
 
-        t0, cpu0 = time.monotonic(), _cpu_s(me)
         with profiled(opts.profile_to, opts.seconds):
+            t0, cpu0 = time.monotonic(), _cpu_s(me)
             await asyncio.gather(*(loop(a, i / opts.rate_per_s) for i, a in enumerate(actors)))
             window_s, cpu_s = time.monotonic() - t0, _cpu_s(me) - cpu0
     finally:

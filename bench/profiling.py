@@ -9,19 +9,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 RATE_PER_S = 200
+STOP_TIMEOUT_S = 30.0
+"""How long py-spy may take to write its profile once stopped."""
 
 
 @contextlib.contextmanager
 def profiled(
     out: Path | None, seconds: float, *, pid: int | None = None, idle: bool = False
 ) -> Iterator[None]:
-    """Profile this process (or ``pid``) for ``seconds`` (or until the block ends) into
+    """Profile this process (or ``pid``) until the block ends (at most ``seconds``) into
     ``out``; nothing when ``out`` is None. ``idle`` keeps the samples of threads that wait
     (sleep, select): a thread's whole time, not only its CPU."""
     if out is None:
@@ -49,4 +52,6 @@ def profiled(
     try:
         yield
     finally:
-        recorder.wait()
+        # The window is the block: py-spy stops on SIGINT and writes what it sampled.
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=STOP_TIMEOUT_S)
