@@ -16,7 +16,11 @@ this process is the Ray driver of everything measured:
 rate (step 3), both this process's CPU over a window divided by the batches or calls in it;
 ``marginal_over_floor`` takes each side's idle CPU off first; ``cpu_over_floor_before`` is
 against step 1. Target: ``cpu_over_floor`` at most 1.2.
-Writes ``per_batch.json`` and ``per_batch.png``.
+
+With ``--profile FILE``, a second fresh broker and cluster run the consumer and the floor at
+its rate once more, each profiled by py-spy (``FILE`` and ``FILE.floor.raw``): ``profiled``
+in the JSON sets their CPU by part side by side. py-spy takes CPU of its own, so the
+comparison above is measured without it. Writes ``per_batch.json`` and ``per_batch.png``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,7 @@ from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
 from consumer.ops.logs import configure_logging
 
 TARGET = 1.2
+REST = "rest, outside the Python samples"
 REQUEST_BYTES = 1500
 """About a packed request of 16 synthetic molecules (and its answer)."""
 
@@ -90,67 +96,61 @@ def floor_profile_of(consumer_profile: Path | None) -> Path | None:
 
 def ms_by_part(summary: dict[str, Any], per_s: float, cpu_ms: float) -> dict[str, float]:
     """A profile's busy samples as CPU ms per batch (or call) by part, at ``per_s`` batches a
-    second over the profiled window; ``not seen by py-spy`` is the rest of ``cpu_ms``: Ray's
-    C++ threads and the kernel's work for this process, which py-spy does not sample."""
+    second over the profiled window; ``rest, outside the Python samples`` is what is left of
+    ``cpu_ms``: Ray's C++ threads and the kernel's work for this process, which py-spy does not
+    sample (and any samples it missed)."""
     to_ms = 1000 / RATE_PER_S / (per_s * summary["window_s"])
     parts = {name: n * to_ms for name, n in summary["samples"].items()}
     python = sum(parts.values())
-    return {**parts, "Python, all parts": python, "not seen by py-spy": cpu_ms - python}
+    return {**parts, "Python, all parts": python, REST: cpu_ms - python}
 
 
-def profiles(result: dict[str, Any], consumer_profile: Path, seconds: float) -> dict[str, Any]:
-    """The consumer's and the floor's profiles, summarised and set side by side in CPU ms."""
-    consumer = summarise(consumer_profile.read_text().splitlines())
+def profiles(consumer: dict[str, Any], floor: Floor, consumer_profile: Path) -> dict[str, Any]:
+    """The profiled run's consumer and floor, their profiles summarised and set side by side
+    in CPU ms; an ``error`` when py-spy wrote no profile (not installed, or not allowed)."""
     floor_path = floor_profile_of(consumer_profile)
     assert floor_path is not None
-    floor = summarise(floor_path.read_text().splitlines(), parts_of=FLOOR_PARTS)
-    consumer["window_s"] = floor["window_s"] = seconds
+    if not (consumer_profile.exists() and floor_path.exists()):
+        return {"error": f"py-spy wrote no profile to {consumer_profile} or {floor_path}"}
+    consumer_summary = summarise(consumer_profile.read_text().splitlines())
+    floor_summary = summarise(floor_path.read_text().splitlines(), parts_of=FLOOR_PARTS)
+    consumer_summary["window_s"] = consumer["window_s"]
+    floor_summary["window_s"] = floor.window_s
+    per_batch = consumer["consumer_cpu_ms_per_batch"]
     return {
-        "profile": consumer,
-        "floor_profile": floor,
+        "consumer_cpu_ms_per_batch": per_batch,
+        "floor": floor.as_dict(),
+        "cpu_over_floor": per_batch / floor.cpu_ms_per_call,
+        "profile": consumer_summary,
+        "floor_profile": floor_summary,
         "consumer_ms_per_batch_by_part": ms_by_part(
-            consumer, result["consumer_batches_per_s"], result["consumer_cpu_ms_per_batch"]
+            consumer_summary, consumer["batches"] / consumer["window_s"], per_batch
         ),
         "floor_ms_per_call_by_part": ms_by_part(
-            floor, result["floor_calls_per_s"], result["floor_cpu_ms_per_call"]
+            floor_summary, floor.calls_per_s, floor.cpu_ms_per_call
         ),
     }
 
 
-def print_parts(result: dict[str, Any]) -> None:
-    """The consumer's and the floor's CPU ms by part, side by side."""
-    consumer = result["consumer_ms_per_batch_by_part"]
-    floor = result["floor_ms_per_call_by_part"]
-    print(f"{'CPU ms by part':40} {'consumer/batch':>14} {'floor/call':>10}")
+def print_parts(profiled: dict[str, Any]) -> None:
+    """The profiled run's CPU ms by part, consumer and floor side by side."""
+    consumer = profiled["consumer_ms_per_batch_by_part"]
+    floor = profiled["floor_ms_per_call_by_part"]
+    print(f"{'CPU ms by part (profiled run)':40} {'consumer/batch':>14} {'floor/call':>10}")
     for name in sorted(consumer.keys() | floor.keys(), key=lambda n: -consumer.get(n, 0.0)):
         print(f"{name:40} {consumer.get(name, 0.0):14.3f} {floor.get(name, 0.0):10.3f}")
 
 
-async def _run(point: Point, opts: Options, bootstrap: str, address: str) -> dict[str, Any]:
-    import ray
-
-    ray.init(
-        address=address,
-        _node_ip_address="127.0.0.1",
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        floor_opts = floor_options(point, opts, opts.steady_s)
-        before = await measure_floor(floor_opts)
-        consumer = await measure_on(point, opts, bootstrap, address)
-        if "error" in consumer:
-            return {"floor_before": before.as_dict(), "consumer": consumer}
-        # At the rate the consumer reached: its idle CPU weighs on each batch by the rate.
-        matched = replace(
-            floor_opts,
-            rate_per_s=consumer["batches"] / consumer["window_s"],
-            profile_to=floor_profile_of(opts.profile_to),
-        )
-        after = await measure_floor(matched)
-    finally:
-        ray.shutdown()
+async def _compared(point: Point, opts: Options, bootstrap: str, address: str) -> dict[str, Any]:
+    """The floor at the ideal rate, the consumer, the floor at the consumer's rate."""
+    floor_opts = floor_options(point, opts, opts.steady_s)
+    before = await measure_floor(floor_opts)
+    consumer = await measure_on(point, opts, bootstrap, address)
+    if "error" in consumer:
+        return {"floor_before": before.as_dict(), "consumer": consumer}
+    # At the rate the consumer reached: its idle CPU weighs on each batch by the rate.
+    matched = replace(floor_opts, rate_per_s=consumer["batches"] / consumer["window_s"])
+    after = await measure_floor(matched)
     return {
         "floor_options": floor_opts.__dict__,
         "floor_before": before.as_dict(),
@@ -161,15 +161,60 @@ async def _run(point: Point, opts: Options, bootstrap: str, address: str) -> dic
     }
 
 
-def measure(point: Point, opts: Options) -> dict[str, Any]:
-    """The floor, the consumer and the floor again on a fresh broker and Ray cluster."""
+async def _profiled(point: Point, opts: Options, bootstrap: str, address: str) -> dict[str, Any]:
+    """The consumer, then the floor at its rate, each profiled (py-spy takes CPU of its own:
+    the comparison above is measured without it)."""
+    assert opts.profile_to is not None
+    consumer = await measure_on(point, opts, bootstrap, address)
+    if "error" in consumer:
+        return {"error": consumer["error"]}
+    floor_opts = replace(
+        floor_options(point, opts, opts.steady_s),
+        rate_per_s=consumer["batches"] / consumer["window_s"],
+        profile_to=floor_profile_of(opts.profile_to),
+    )
+    floor = await measure_floor(floor_opts)
+    return profiles(consumer, floor, opts.profile_to)
+
+
+Steps = Callable[[Point, Options, str, str], Awaitable[dict[str, Any]]]
+"""What runs connected: the point, its options, the broker and the Ray cluster's address."""
+
+
+def on_fresh_cluster(point: Point, opts: Options, steps: Steps) -> dict[str, Any]:
+    """Run ``steps`` on a fresh broker and Ray cluster, this process its Ray driver."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     with (
         EmbeddedBroker() as broker,
         LocalCluster(head_args={"_system_config": dict(FAST_HEALTH_CHECKS)}) as cluster,
     ):
         cluster.add_spot_node(num_cpus=opts.node_cpus)
-        return asyncio.run(_run(point, opts, broker.bootstrap_servers, cluster.address))
+
+        async def connected() -> dict[str, Any]:
+            import ray
+
+            ray.init(
+                address=cluster.address,
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            try:
+                return await steps(point, opts, broker.bootstrap_servers, cluster.address)
+            finally:
+                ray.shutdown()
+
+        return asyncio.run(connected())
+
+
+def measure(point: Point, opts: Options) -> dict[str, Any]:
+    """The floor, the consumer and the floor again; with ``opts.profile_to``, then one more
+    consumer and floor, profiled, on another fresh broker and cluster."""
+    result = on_fresh_cluster(point, replace(opts, profile_to=None), _compared)
+    if opts.profile_to is not None and "cpu_over_floor" in result:
+        result["profiled"] = on_fresh_cluster(point, opts, _profiled)
+    return result
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -205,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-cpus", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument(
-        "--profile", type=Path, help="a py-spy profile of the consumer's window, to this file"
+        "--profile", type=Path, help="one more run, profiled by py-spy, to this file"
     )
     args = parser.parse_args(argv)
     configure_logging("console", "warning")
@@ -217,8 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     result = {"point": point.name, **measure(point, opts)}
     wall_s = time.monotonic() - started
     result |= {"machine": machine_info(), "config": vars(args), "wall_s": wall_s}
-    if args.profile is not None and "cpu_over_floor" in result:
-        result |= profiles(result, args.profile, args.steady_s)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "per_batch.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -226,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(result["consumer"].get("error"), file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
-    if "floor_profile" in result:
-        print_parts(result)
+    if "floor_profile" in result.get("profiled", {}):
+        print_parts(result["profiled"])
     plot(result, args.out / "per_batch.png")
     return 0 if result["meets_target"] else 1
 

@@ -2,9 +2,10 @@
 
 Run: ``.venv/bin/python -m bench.profile_summary PROFILE.raw`` (a ``--format raw`` profile:
 one line per stack, ``frame;frame;... count``). A stack counts for the first part, in the
-order of :data:`PARTS`, whose marker one of its frames holds; samples in the event loop's
-``select`` (waiting) and in the bench's own code are left out of the shares. Python frames
-only: Ray's and the kernel's threads do not show.
+order of :data:`PARTS` (:data:`FLOOR_PARTS` for a profile of :mod:`bench.floor`), whose
+marker one of its frames holds; samples in the event loop's ``select`` (waiting) and in the
+bench's own code are left out of the shares. Python frames only: Ray's and the kernel's
+threads do not show.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ DISPATCH = (
     "consumer/state/jobs.py",
     "consumer/state/work_messages.py",
 )
-PARTS: list[tuple[str, tuple[str, ...]]] = [
+Parts = tuple[tuple[str, tuple[str, ...]], ...]
+"""Named parts, each with the markers a stack's frames are matched against, in order."""
+PARTS: Parts = (
     # The bench's own work (its entry point is at the root of every stack: not a marker).
     (
         "bench",
@@ -64,19 +67,19 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("consumer, other", ("consumer/",)),
     ("event loop", ("asyncio/",)),
-]
-FLOOR_PARTS: list[tuple[str, tuple[str, ...]]] = [
+)
+FLOOR_PARTS: Parts = (
     ("waiting (select)", ("EpollSelector.select",)),
     ("Ray call submit (the floor has it)", ("ActorMethod.remote", "ActorMethod._remote")),
     ("Ray, other", ("ray/",)),
     ("the floor's own loop", ("bench/floor.py",)),
     ("event loop", ("asyncio/",)),
-]
+)
 """The parts of a profile of :mod:`bench.floor` (its loop is the bench's code)."""
 LEFT_OUT = ("bench", "waiting (select)")
 
 
-def part_of(stack: str, parts: list[tuple[str, tuple[str, ...]]] = PARTS) -> str:
+def part_of(stack: str, parts: Parts = PARTS) -> str:
     """The part a collapsed stack counts for."""
     for name, markers in parts:
         if any(m in stack for m in markers):
@@ -84,9 +87,7 @@ def part_of(stack: str, parts: list[tuple[str, tuple[str, ...]]] = PARTS) -> str
     return "other"
 
 
-def summarise(
-    lines: Iterable[str], top: int = 8, parts_of: list[tuple[str, tuple[str, ...]]] = PARTS
-) -> dict[str, object]:
+def summarise(lines: Iterable[str], top: int = 8, parts_of: Parts = PARTS) -> dict[str, object]:
     """Shares of the busy samples by part (and their counts), each part's heaviest leaf
     frames."""
     parts: Counter[str] = Counter()

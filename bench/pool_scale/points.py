@@ -120,6 +120,8 @@ class Options:
     ready_timeout_s: float
     profile_to: Path | None = None
     """A py-spy profile of the steady window (:mod:`bench.profiling`)."""
+    profile_actor: bool = False
+    """With ``profile_to``: one actor's profile too, every thread's whole time, beside it."""
 
 
 def backlog_of(point: Point, opts: Options) -> int:

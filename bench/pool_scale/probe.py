@@ -106,8 +106,8 @@ class Window:
             "slot_occupancy_from_round_trips": round_trip_s / seconds / point.parallel,
             "in_flight_mean": in_flight,
             "awaiting_ack_mean": awaiting,
-            "loop_lag_ms_mean": statistics.mean(self.lags_s) * 1000,
-            "loop_lag_ms_max": max(self.lags_s) * 1000,
+            "loop_lag_ms_mean": statistics.mean(self.lags_s) * 1000 if self.lags_s else None,
+            "loop_lag_ms_max": max(self.lags_s, default=0.0) * 1000,
         }
 
     def costs(self, idle_consumer: float) -> dict[str, Any]:
@@ -199,7 +199,7 @@ class Probe:
         counted = [(opened.at, float(opened.predictions))]
         end, next_rss = opened.at + seconds, opened.at + 1.0
         backlog_held = True
-        lags_s = [0.0]
+        lags_s: list[float] = []
         while (now := time.monotonic()) < end:
             if backlog - rec.predictions <= low:
                 backlog_held = False

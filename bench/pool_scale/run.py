@@ -74,10 +74,11 @@ async def measure_on(
         await publish(bootstrap, settings.input_topic, each_synthetic_molecule(backlog))
         result |= {"backlog": backlog, "publish_s": time.monotonic() - t_publish}
         await asyncio.sleep(SETTLE_S)
+        actor_profile = actor_profile_of(opts.profile_to) if opts.profile_actor else None
         actor = probe.actors[0].pid
         with (
             profiled(opts.profile_to, opts.steady_s),
-            profiled(actor_profile_of(opts.profile_to), opts.steady_s, pid=actor, idle=True),
+            profiled(actor_profile, opts.steady_s, pid=actor, idle=True),
         ):
             result |= await probe.steady(point, opts, backlog, result["idle_consumer_cores"])
         counts = proc.pool.counts()
