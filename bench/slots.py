@@ -54,20 +54,24 @@ EXECUTOR = "actor_method_executor"
 MODEL = "SyntheticModel.predict"
 
 
-def actor_time(lines: list[str], run: dict[str, Any], seconds: float) -> dict[str, float]:
+def actor_time(lines: list[str], run: dict[str, Any]) -> dict[str, float]:
     """One actor's thread time per batch, from a py-spy profile with idle samples (every
-    thread's whole time) over ``seconds`` of ``run``'s window, the batches spread evenly
-    over the workers: in the model's frame (its sleep, and the wait for a core and the GIL
-    after it), in the rest of the call (decoding, encoding, Ray's executor), and the rest of
-    the round trip, outside the actor's Python (Ray's transport both ways, the consumer)."""
+    thread's whole time) over ``run``'s window, the batches spread evenly over the workers:
+    in the model's frame (its sleep, and the wait for a core and the GIL after it), in the
+    rest of the call (decoding, encoding, Ray's executor), and the rest of the round trip,
+    outside the actor's Python (Ray's transport both ways, the consumer).
+
+    Raises ``ValueError`` when no sample is in Ray's executor (not an actor's profile)."""
     model = executor = 0
     for line in lines:
         stack, _, count = line.rpartition(" ")
-        if EXECUTOR not in stack.split(";", 1)[0] or not count.isdigit():
+        if EXECUTOR not in stack or not count.isdigit():
             continue
         executor += int(count)
         model += int(count) if MODEL in stack else 0
-    batches = run["batches"] / run["workers"] * seconds / run["window_s"]
+    if not executor:
+        raise ValueError(f"no sample of {EXECUTOR} in the actor's profile")
+    batches = run["batches"] / run["workers"]
     model_ms = model / RATE_PER_S / batches * 1000
     call_ms = executor / RATE_PER_S / batches * 1000
     return {
@@ -92,12 +96,16 @@ def one_run(point: Point, opts: Options, name: str) -> dict[str, Any]:
 def profiled_run(point: Point, opts: Options, profile: Path) -> dict[str, Any]:
     """One more run, profiled (py-spy takes CPU of its own: not one of the median's runs),
     with one actor's time per batch."""
-    run = one_run(point, replace(opts, profile_to=profile), "profiled run")
+    run = one_run(point, replace(opts, profile_to=profile, profile_actor=True), "profiled run")
     actor_profile = actor_profile_of(profile)
     if actor_profile is not None and actor_profile.exists() and "error" not in run:
         lines = actor_profile.read_text().splitlines()
-        run["actor_time_per_batch"] = actor_time(lines, run, opts.steady_s)
-        print(f"one actor's time per batch: {run['actor_time_per_batch']}")
+        try:
+            run["actor_time_per_batch"] = actor_time(lines, run)
+        except ValueError as exc:
+            run["actor_time_error"] = str(exc)
+        split = run.get("actor_time_per_batch", run.get("actor_time_error"))
+        print(f"one actor's time per batch: {split}")
     return run
 
 
@@ -113,7 +121,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ratios = [r["ratio_to_ideal"] for r in result["runs"] if "error" not in r]
     runs.bar(range(1, len(ratios) + 1), ratios, color="tab:blue")
     runs.axhline(result["target"], color="red", ls="--", label=f"target {result['target']}")
-    runs.axhline(result["ratio_median"], color="black", label="median")
+    if result["ratio_median"] is not None:
+        runs.axhline(result["ratio_median"], color="black", label="median")
     runs.set_xticks(range(1, len(ratios) + 1))
     runs.set_xlabel("run")
     runs.set_ylabel("ratio to ideal")
@@ -134,7 +143,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         trip.set_xticks([0], ["profiled run"])
         trip.set_ylabel("ms per batch (round trip)")
         trip.legend()
-    fig.suptitle(f"{result['point']}: median {result['ratio_median']:.3f} of ideal")
+    median = result["ratio_median"]
+    fig.suptitle(f"{result['point']}: median {median:.3f} of ideal" if median else "no run")
     fig.tight_layout()
     fig.savefig(path)
 
