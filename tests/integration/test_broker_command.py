@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -29,14 +30,30 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+@contextlib.contextmanager
+def ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """A child started meanwhile gets SIGINT's default, as a command typed in a terminal
+    does: a test run started in the background (a script's ``&``) ignores SIGINT, a child
+    inherits that, and Python then leaves Ctrl-C ignored, as Unix expects of background jobs.
+    A handler set here is reset to the default in the child at exec."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_stops_the_broker_and_frees_its_port(signum: signal.Signals) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consumer.cli", "broker", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with ctrl_c_as_in_a_terminal():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "consumer.cli", "broker", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
     tansu: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 60
