@@ -45,6 +45,7 @@ from bench.runner import machine_info
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
 from consumer.ops.logs import configure_logging
+from tests.harness import connect_driver
 
 TARGET = 1.2
 REST = "rest, outside the Python samples"
@@ -193,13 +194,7 @@ def on_fresh_cluster(point: Point, opts: Options, steps: Steps) -> dict[str, Any
         async def connected() -> dict[str, Any]:
             import ray
 
-            ray.init(
-                address=cluster.address,
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            connect_driver(cluster.address)
             try:
                 return await steps(point, opts, broker.bootstrap_servers, cluster.address)
             finally:

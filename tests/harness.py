@@ -113,6 +113,19 @@ def consume_command(bootstrap: str, ray_address: str, *extra: str) -> list[str]:
     ]
 
 
+def connect_driver(address: str) -> None:
+    """Make this process a Ray driver of the cluster at ``address``, on 127.0.0.1, quiet."""
+    import ray
+
+    ray.init(
+        address=address,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+
+
 @contextlib.contextmanager
 def connected_cluster(nodes: int, *, wait_for_nodes: bool = True) -> Iterator[LocalCluster]:
     """A fresh local Ray head plus ``nodes`` one-CPU Spot nodes, this process its driver;
@@ -125,13 +138,7 @@ def connected_cluster(nodes: int, *, wait_for_nodes: bool = True) -> Iterator[Lo
         cluster.start()
         for _ in range(nodes):
             cluster.add_spot_node(wait=wait_for_nodes)
-        ray.init(
-            address=cluster.address,
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        connect_driver(cluster.address)
         yield cluster
     finally:
         if ray.is_initialized():
