@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint unit integration bench system-deps
 
+# PYTHONWARNINGS on the editable install: setuptools warns on every one that a folder named
+# like the package may shadow it (ours are the package); it silences warnings, never an error.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
-	# setuptools warns on every editable install that a folder named like the package
-	# may shadow it: ours are the package. It silences warnings only, never an error.
 	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
