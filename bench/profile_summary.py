@@ -54,17 +54,7 @@ PARTS: Parts = (
         "sink and ledger",
         ("consumer/sink/publish.py", "consumer/state/ledger.py", "consumer/state/offsets.py"),
     ),
-    (
-        "dispatch",
-        (
-            "consumer/dispatch.py",
-            "consumer/pool/replica_pool.py",
-            "consumer/pool/replica.py",
-            "consumer/pool/slots.py",
-            "consumer/state/jobs.py",
-            "consumer/state/work_messages.py",
-        ),
-    ),
+    ("dispatch", DISPATCH),
     ("consumer, other", ("consumer/",)),
     ("event loop", ("asyncio/",)),
 )
