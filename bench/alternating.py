@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import zero_cost
-from bench.end_to_end import Env, end_to_end, raw_rate
-from bench.harness import create_topics
+from bench.end_to_end import Env, over_backlog, raw_rate
 from bench.runner import machine_info
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.ops.logs import configure_logging
-from tests.harness import nci, publish
+from tests.harness import nci
 
 TARGET = 0.9
 
@@ -45,11 +44,8 @@ async def reference_pair(env: Env, i: int, molecules: int, batch_size: int) -> d
     """The raw model, then end to end with one worker, on the same molecules."""
     mols = nci(molecules)
     raw = raw_rate(mols, batch_size)
-    topic = f"reference-{i}"
-    await create_topics(env.bootstrap, [topic])
-    await publish(env.bootstrap, topic, mols)
-    run = end_to_end(
-        env, topic, len(mols), workers=1, model="reference", options={}, batch_size=batch_size
+    run = over_backlog(
+        env, f"reference-{i}", mols, workers=1, model="reference", options={}, batch_size=batch_size
     )
     async with run as (e2e, _, _):
         pass

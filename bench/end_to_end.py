@@ -18,7 +18,7 @@ from consumer.models.reference import ReferenceModel
 from consumer.processor import StreamProcessor
 from consumer.settings import ConsumerSettings
 from schemas import Molecule
-from tests.harness import consumer_settings, wait_until
+from tests.harness import consumer_settings, publish, wait_until
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,14 @@ async def end_to_end(
             machine_load=monitor.summary(),
         )
         yield run, timing, processor
+
+
+@contextlib.asynccontextmanager
+async def over_backlog(
+    env: Env, topic: str, molecules: list[Molecule], **end_to_end_args: Any
+) -> AsyncIterator[tuple[Run, Timing, StreamProcessor]]:
+    """Publish ``molecules`` to a new ``topic`` first, then :func:`end_to_end` over them."""
+    await create_topics(env.bootstrap, [topic])
+    await publish(env.bootstrap, topic, molecules)
+    async with end_to_end(env, topic, len(molecules), **end_to_end_args) as run:
+        yield run

@@ -32,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import latency
-from bench.end_to_end import Env, end_to_end
-from bench.harness import create_topics, nci_repeated
+from bench.end_to_end import Env, over_backlog
+from bench.harness import nci_repeated
 from bench.runner import machine_info
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import LocalCluster
 from consumer.ops.logs import configure_logging
-from tests.harness import publish
 
 TARGETS = {0.5: 2.0, 0.8: 3.0}
 """Load → the largest p99 / floor accepted."""
@@ -49,12 +48,10 @@ async def measure(args: argparse.Namespace, env: Env, workdir: Path) -> dict[str
     capacity_per_s = args.workers * 1000 / args.per_molecule_ms
     backlog = nci_repeated(round(capacity_per_s * args.capacity_s), "backlog-")
     topic = "sleep"
-    await create_topics(env.bootstrap, [topic])
-    await publish(env.bootstrap, topic, backlog)
-    run = end_to_end(
+    run = over_backlog(
         env,
         topic,
-        len(backlog),
+        backlog,
         workers=args.workers,
         model="synthetic",
         options={"per_molecule_ms": f"{args.per_molecule_ms:g}"},

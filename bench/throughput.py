@@ -40,12 +40,12 @@ from typing import Any
 from rich.console import Console
 
 from bench import latency, runner
-from bench.end_to_end import Env, Run, end_to_end, raw_rate
-from bench.harness import Timing, create_topics, nci_repeated
+from bench.end_to_end import Env, Run, end_to_end, over_backlog, raw_rate
+from bench.harness import Timing, nci_repeated
 from bench.kafka_alone import kafka_alone
 from bench.throughput_report import acceptance, plot_rates, print_tables
 from consumer.processor import StreamProcessor
-from tests.harness import nci, publish
+from tests.harness import nci
 
 ZERO_COST = {"per_molecule_ms": "0"}
 
@@ -95,13 +95,10 @@ async def reference(args: argparse.Namespace, env: Env, workdir: Path) -> Refere
             # Again after the one-worker run: this machine's speed drifts by a third between
             # minutes, and the ratio must not compare two different machines.
             ref.raws.append(raw_rate(molecules, args.batch_size))
-        topic = f"reference-{workers}"
-        await create_topics(env.bootstrap, [topic])
-        await publish(env.bootstrap, topic, molecules)
-        run = end_to_end(
+        run = over_backlog(
             env,
-            topic,
-            len(molecules),
+            f"reference-{workers}",
+            molecules,
             workers=workers,
             model="reference",
             options={},
