@@ -40,7 +40,7 @@ from bench.floor import Floor, FloorOptions, measure_floor
 from bench.pool_scale.points import Options, Point, parse_points, worker_cpus
 from bench.pool_scale.run import measure_on
 from bench.profile_summary import FLOOR_PARTS, summarise
-from bench.profiling import RATE_PER_S
+from bench.profiling import RATE_PER_S, beside
 from bench.runner import machine_info
 from consumer.dev.broker import EmbeddedBroker
 from consumer.dev.raycluster import FAST_HEALTH_CHECKS, LocalCluster
@@ -88,13 +88,6 @@ def compare(consumer: dict[str, Any], before: Floor, after: Floor) -> dict[str, 
     }
 
 
-def floor_profile_of(consumer_profile: Path | None) -> Path | None:
-    """Where the floor's profile goes beside the consumer's."""
-    if consumer_profile is None:
-        return None
-    return consumer_profile.with_name(consumer_profile.stem + ".floor.raw")
-
-
 def ms_by_part(summary: dict[str, Any], per_s: float, cpu_ms: float) -> dict[str, float]:
     """A profile's busy samples as CPU ms per batch (or call) by part, at ``per_s`` batches a
     second over the profiled window; ``rest, outside the Python samples`` is what is left of
@@ -109,7 +102,7 @@ def ms_by_part(summary: dict[str, Any], per_s: float, cpu_ms: float) -> dict[str
 def profiles(consumer: dict[str, Any], floor: Floor, consumer_profile: Path) -> dict[str, Any]:
     """The profiled run's consumer and floor, their profiles summarised and set side by side
     in CPU ms; an ``error`` when py-spy wrote no profile (not installed, or not allowed)."""
-    floor_path = floor_profile_of(consumer_profile)
+    floor_path = beside(consumer_profile, "floor")
     assert floor_path is not None
     if not (consumer_profile.exists() and floor_path.exists()):
         return {"error": f"py-spy wrote no profile to {consumer_profile} or {floor_path}"}
@@ -172,7 +165,7 @@ async def _profiled(point: Point, opts: Options, bootstrap: str, address: str) -
     floor_opts = replace(
         floor_options(point, opts, opts.steady_s),
         rate_per_s=consumer["batches"] / consumer["window_s"],
-        profile_to=floor_profile_of(opts.profile_to),
+        profile_to=beside(opts.profile_to, "floor"),
     )
     floor = await measure_floor(floor_opts)
     return profiles(consumer, floor, opts.profile_to)

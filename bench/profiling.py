@@ -20,6 +20,13 @@ STOP_TIMEOUT_S = 30.0
 """How long py-spy may take to write its profile once stopped."""
 
 
+def beside(profile: Path | None, kind: str) -> Path | None:
+    """Where a profile of another ``kind`` of process goes beside ``profile`` (None: none)."""
+    if profile is None:
+        return None
+    return profile.with_name(f"{profile.stem}.{kind}.raw")
+
+
 @contextlib.contextmanager
 def profiled(
     out: Path | None, seconds: float, *, pid: int | None = None, idle: bool = False

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.pool_scale.points import Options, Point, parse_points
-from bench.pool_scale.run import actor_profile_of, measure
-from bench.profiling import RATE_PER_S
+from bench.pool_scale.run import measure
+from bench.profiling import RATE_PER_S, beside
 from bench.runner import machine_info
 from consumer.ops.logs import configure_logging
 
@@ -97,7 +97,7 @@ def profiled_run(point: Point, opts: Options, profile: Path) -> dict[str, Any]:
     """One more run, profiled (py-spy takes CPU of its own: not one of the median's runs),
     with one actor's time per batch."""
     run = one_run(point, replace(opts, profile_to=profile, profile_actor=True), "profiled run")
-    actor_profile = actor_profile_of(profile)
+    actor_profile = beside(profile, "actor")
     if actor_profile is not None and actor_profile.exists() and "error" not in run:
         lines = actor_profile.read_text().splitlines()
         try:

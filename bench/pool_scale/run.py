@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -21,7 +20,7 @@ from bench.pool_scale.points import (
     worker_cpus,
 )
 from bench.pool_scale.probe import Probe, Recorder
-from bench.profiling import profiled
+from bench.profiling import beside, profiled
 from consumer.dev.raycluster import FAST_HEALTH_CHECKS
 from consumer.pool.replica import ReplicaState
 from consumer.processor import StreamProcessor
@@ -74,7 +73,7 @@ async def measure_on(
         await publish(bootstrap, settings.input_topic, each_synthetic_molecule(backlog))
         result |= {"backlog": backlog, "publish_s": time.monotonic() - t_publish}
         await asyncio.sleep(SETTLE_S)
-        actor_profile = actor_profile_of(opts.profile_to) if opts.profile_actor else None
+        actor_profile = beside(opts.profile_to, "actor") if opts.profile_actor else None
         actor = probe.actors[0].pid
         with (
             profiled(opts.profile_to, opts.steady_s),
@@ -84,13 +83,6 @@ async def measure_on(
         counts = proc.pool.counts()
         result["workers_at_end"] = counts[ReplicaState.BUSY] + counts[ReplicaState.READY]
     return result
-
-
-def actor_profile_of(consumer_profile: Path | None) -> Path | None:
-    """Where one actor's profile (every thread's whole time) goes beside the consumer's."""
-    if consumer_profile is None:
-        return None
-    return consumer_profile.with_name(consumer_profile.stem + ".actor.raw")
 
 
 def _settings(point: Point, opts: Options, bootstrap: str, ray_address: str) -> ConsumerSettings:
